@@ -1,0 +1,103 @@
+# Entry points for people and CI. `make test` sets up everything it needs on
+# a fresh Debian/Ubuntu machine (as root) and runs every check; `make sandbox`
+# deploys the whole stack onto local systemd containers.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTHON ?= python3
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+# One scenario per role, then the whole stack.
+ROLE_SCENARIOS ?= base postgresql redis nginx firewall
+STACK_SCENARIOS ?= stack
+SCENARIOS ?= $(ROLE_SCENARIOS) $(STACK_SCENARIOS)
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install the system packages the harness needs (root, apt)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# The Debian packages start their own servers where systemd runs; the
+	@# tests start private instances, so the system-wide ones must not hold ports.
+	@true
+
+$(VENV)/.installed: requirements/controller.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements/controller.txt
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the controller virtualenv
+
+.PHONY: collections
+collections: venv ## Install requirements.yml from Galaxy when reachable, else use the bundled ones
+	@if timeout 60 $(BIN)/ansible-galaxy collection install -r requirements.yml -p collections >/dev/null 2>&1; then \
+	  echo "collections: installed from Galaxy into ./collections"; \
+	else \
+	  echo "collections: Galaxy unreachable; using the collections shipped with the ansible package"; \
+	  $(BIN)/ansible-galaxy collection list 2>/dev/null | grep -E '^(ansible\.posix|community\.(general|postgresql|crypto|docker)) ' ; \
+	fi
+
+.PHONY: docker
+docker: ## Start the Docker engine if none answers
+	scripts/docker-up.sh
+
+.PHONY: images
+images: docker ## Build (or reuse) the Debian 12/13 systemd base images
+	scripts/build-images.sh
+
+.PHONY: setup
+setup: deps venv collections images ## Everything the checks need
+
+.PHONY: lock
+lock: ## Re-pin the controller tooling from requirements/controller.in
+	rm -rf .cache/lock-venv && $(PYTHON) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install -q -r requirements/controller.in
+	{ sed -n '1,2p' requirements/controller.txt; .cache/lock-venv/bin/pip freeze; } > requirements/controller.txt.new
+	mv requirements/controller.txt.new requirements/controller.txt
+
+.PHONY: lint
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	yamllint -s .
+	ansible-lint --offline -q
+	ruff check molecule scripts tests
+	ruff format --check molecule scripts tests
+	$(MAKE) -C app lint
+
+.PHONY: test-app
+test-app: ## The procurement app's own tests (real PostgreSQL and Redis)
+	$(MAKE) -C app test
+
+.PHONY: test-render
+test-render: venv ## Render every role for Ubuntu 20.04/22.04/24.04 and EL 8/9 from recorded facts
+	pytest -q -p no:cacheprovider tests/render
+
+.PHONY: molecule
+molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose)
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; \
+	  molecule test -s $$s || exit 1; \
+	done
+
+molecule-%: venv docker images ## Run one Molecule scenario, e.g. make molecule-postgresql
+	molecule test -s $*
+
+.PHONY: test
+test: setup lint test-render test-app molecule ## Set up and run every check
+	@echo "make test: all checks passed"
+
+.PHONY: clean
+clean: ## Remove caches (keeps the venv and images)
+	rm -rf .cache/ansible-facts .pytest_cache

@@ -1,0 +1,36 @@
+"""Checks every scenario shares: a converged host is left alone by check mode."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
+
+
+def test_check_mode_on_converged_hosts_reports_no_changes():
+    """`ansible-playbook --check` of the converge playbook must predict no change.
+
+    Idempotence proves a second real run changes nothing; this proves that an
+    operator's dry run against a converged host does not cry wolf either.
+    """
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    playbook = scenario / "converge.yml"
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    result = subprocess.run(
+        ["ansible-playbook", "--check", "-i", inventory, str(playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    recaps = list(RECAP.finditer(result.stdout))
+    assert recaps, output[-4000:]
+    changed = {m["host"]: int(m["changed"]) for m in recaps}
+    assert all(count == 0 for count in changed.values()), f"check mode predicts changes {changed}:\n{output[-6000:]}"
