@@ -1,0 +1,146 @@
+"""The ``procurement`` command: migrations, users, static files, configuration."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from procurement import __version__, create_app
+from procurement.models import ROLES
+
+
+def _create_app(*_args, **_kwargs):
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+@click.version_option(__version__, "--version", prog_name="procurement")
+def main() -> None:
+    """Procurement service administration."""
+
+
+# -- database -------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Schema migrations (additive, safe while old workers still serve)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate up to REVISION (default: the latest). Serialised by an advisory lock."""
+    from procurement import migrate
+
+    migrate.upgrade(revision)
+    click.echo(f"database at {migrate.current()}")
+
+
+@db.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Migrate down to REVISION (default: one step)."""
+    from procurement import migrate
+
+    migrate.downgrade(revision)
+    click.echo(f"database at {migrate.current() or 'base'}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    from procurement import migrate
+
+    click.echo(migrate.current() or "base")
+
+
+# -- users ----------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """API users and their tokens."""
+
+
+@users.command("create")
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@with_appcontext
+def users_create(name: str, role: str) -> None:
+    """Create a user and print its token (shown only this once)."""
+    from procurement import procurement_manager
+    from procurement.errors import ApiError
+
+    try:
+        _user, token = procurement_manager.create_user("cli", name, role)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"created user {name} ({role})", err=True)
+    click.echo(token)
+
+
+@users.command("ensure")
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@with_appcontext
+def users_ensure(name: str, role: str) -> None:
+    """Create the user unless it exists; idempotent for deploy automation.
+
+    The token comes from PROCUREMENT_NEW_TOKEN when set (so it never shows in
+    a process list), otherwise one is generated. It is printed only when the
+    user is created; an existing user prints "exists" and nothing secret.
+    """
+    from procurement import procurement_manager
+    from procurement.errors import ApiError
+
+    try:
+        user, token, created = procurement_manager.ensure_user(
+            name, role, os.environ.get("PROCUREMENT_NEW_TOKEN") or None
+        )
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    if not created:
+        if user["role"] != role:
+            click.echo(f"warning: {name} exists with role {user['role']}", err=True)
+        click.echo("exists")
+        return
+    click.echo(f"created user {name} ({role})", err=True)
+    click.echo(token)
+
+
+# -- static files and configuration ----------------------------------------
+@main.group()
+def static() -> None:
+    """Static files of the dashboard."""
+
+
+@static.command("collect")
+@click.argument("dest", type=click.Path(file_okay=False))
+def static_collect(dest: str) -> None:
+    """Write the fingerprinted static files into DEST for Nginx."""
+    from procurement.web import collect_static
+
+    for path in collect_static(dest):
+        click.echo(path)
+
+
+@main.group()
+def config() -> None:
+    """Configuration checks."""
+
+
+@config.command("validate")
+def config_validate() -> None:
+    """Print configuration problems; exit 1 when there are any."""
+    from procurement.config_manager import ConfigManager
+
+    problems = ConfigManager().validate()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        sys.exit(1)
+    click.echo("configuration is valid")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

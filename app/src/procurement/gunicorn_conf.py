@@ -1,0 +1,66 @@
+"""Gunicorn settings, read from the same environment / .env as the service.
+
+Run as ``gunicorn -c python:procurement.gunicorn_conf procurement.wsgi:app``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from dotenv import load_dotenv
+
+# .env first, so PROMETHEUS_MULTIPROC_DIR is in os.environ before any worker
+# imports prometheus_client (which reads it at import time).
+load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+
+from procurement.config_manager import ConfigManager  # noqa: E402
+
+_cfg = ConfigManager(env_file=None)
+
+bind = _cfg.bind
+workers = _cfg.workers
+# Threads let one worker keep several keep-alive connections busy while it
+# waits on PostgreSQL; the app is thread-safe (a session per app context).
+worker_class = "gthread"
+threads = _cfg.threads
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+max_requests = 10000
+max_requests_jitter = 1000
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+errorlog = "-"
+loglevel = (
+    _cfg.log_level.lower() if _cfg.log_level in ("DEBUG", "INFO", "WARNING", "ERROR") else "info"
+)
+forwarded_allow_ips = "127.0.0.1,::1"
+proc_name = "procurement"
+
+
+def on_starting(server) -> None:
+    """Prepare shared state in the master, before workers are forked."""
+    from procurement import cache
+
+    cache.enable_shared_versions()
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        # Samples of a previous run would otherwise be added to this run's.
+        if os.path.isdir(directory):
+            for entry in os.listdir(directory):
+                path = os.path.join(directory, entry)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+        else:
+            os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    """Drop the live gauges of a worker that exited."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+        GunicornPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

@@ -1,0 +1,203 @@
+"""Prometheus metrics: HTTP figures, cache and pool figures, business figures.
+
+HTTP latency comes from prometheus-flask-exporter with no name prefix, so the
+manual's alert on ``http_request_duration_seconds_bucket`` matches; the
+manual's error-rate alert counts ``http_requests_total{status=...}``, which
+the exporter does not spell that way, so we keep that counter ourselves.
+
+Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR
+and the worker that answers a scrape merges them. Business figures are not
+per-process at all: they are read from the database at scrape time (cached a
+few seconds), by whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import time
+from typing import Any, Dict, Iterable, Optional
+
+from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_flask_exporter import NO_PREFIX, PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, endpoint and status",
+    ("method", "endpoint", "status"),
+)
+ERRORS = Counter("procurement_errors_total", "Error responses, by error code", ("code", "status"))
+CACHE_REQUESTS = Counter(
+    "procurement_cache_requests_total",
+    "Cache look-ups by strategy and result (hit, miss, bypass while degraded)",
+    ("strategy", "result"),
+)
+CACHE_DEGRADED = Gauge(
+    "procurement_cache_degraded",
+    "1 while the configured Redis cache is unreachable",
+    multiprocess_mode="livemax",
+)
+DB_POOL_IN_USE = Gauge(
+    "procurement_db_pool_connections_in_use",
+    "Database connections checked out of the pool",
+    multiprocess_mode="livesum",
+)
+DB_POOL_OPEN = Gauge(
+    "procurement_db_pool_connections_open",
+    "Database connections held open by the pool",
+    multiprocess_mode="livesum",
+)
+ORDER_PROCESSING = Histogram(
+    "procurement_order_processing_seconds",
+    "Time from request approval to full receipt of its order",
+    buckets=(3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400),
+)
+
+bp = Blueprint("monitor", __name__)
+
+
+class BusinessCollector:
+    """Reads business figures from the database when /metrics is scraped."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._cached: Optional[Dict[str, Any]] = None
+        self._cached_at = 0.0
+
+    def _figures(self) -> Dict[str, Any]:
+        from procurement import procurement_manager
+
+        ttl = self.app.config["PROCUREMENT"].metrics_cache_seconds
+        if self._cached is None or time.monotonic() - self._cached_at >= ttl:
+            self._cached = procurement_manager.business_figures()
+            self._cached_at = time.monotonic()
+        return self._cached
+
+    def collect(self) -> Iterable[Any]:
+        up = GaugeMetricFamily(
+            "procurement_business_metrics_up", "1 when business figures could be read"
+        )
+        try:
+            figures = self._figures()
+        except Exception as exc:  # a scrape must not fail because the DB did
+            log.warning("business figures failed: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        orders = GaugeMetricFamily(
+            "procurement_purchase_orders", "Purchase orders by status", labels=["status"]
+        )
+        for status, count in figures["orders_by_status"].items():
+            orders.add_metric([status], count)
+        yield orders
+        processing = figures["order_processing"]
+        yield GaugeMetricFamily(
+            "procurement_order_processing_avg_seconds",
+            "Mean approval-to-receipt time of orders received in the last 30 days",
+            value=processing["avg_seconds"] or 0,
+        )
+        perf = figures["supplier_performance"]
+        yield GaugeMetricFamily(
+            "procurement_supplier_on_time_delivery_rate",
+            "On-time delivery rate over all completed orders",
+            value=perf["on_time_delivery_rate"] if perf["on_time_delivery_rate"] is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "procurement_supplier_avg_lead_time_days",
+            "Mean lead time in days over all completed orders",
+            value=perf["avg_lead_time_days"] or 0,
+        )
+        turnover = figures["inventory_turnover"]
+        yield GaugeMetricFamily(
+            "procurement_inventory_turnover",
+            "Cost of goods issued / average inventory value, last 30 days",
+            value=turnover["turnover"] or 0,
+        )
+
+
+class _Union:
+    """Expose several registries as one collector (single-process mode)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterable[Any]:
+        for registry in self.registries:
+            yield from registry.collect()
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def init_app(app: Flask) -> None:
+    options = {
+        "defaults_prefix": NO_PREFIX,
+        "group_by": "endpoint",
+        "excluded_paths": ["^/metrics$", "^/static/"],
+    }
+    if multiprocess_enabled():
+        # Serves nothing itself: the /metrics view below merges the worker files.
+        exporter: PrometheusMetrics = GunicornPrometheusMetrics(app, **options)
+    else:
+        # A registry per app, so that tests may build many apps in one process.
+        exporter = PrometheusMetrics(app, path=None, registry=CollectorRegistry(), **options)
+    app.extensions["procurement_metrics"] = {
+        "exporter": exporter,
+        "business": BusinessCollector(app),
+        "allowed": app.config["PROCUREMENT"].metrics_allowed_networks,
+    }
+    app.after_request(_count_request)
+    app.register_blueprint(bp)
+
+
+def _count_request(response: Response) -> Response:
+    if request.endpoint in ("monitor.metrics", "web.static"):
+        return response
+    HTTP_REQUESTS.labels(
+        request.method, request.endpoint or "none", str(response.status_code)
+    ).inc()
+    return response
+
+
+def _client_allowed() -> bool:
+    try:
+        address = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
+    except ValueError:
+        return False
+    allowed = current_app.extensions["procurement_metrics"]["allowed"]
+    return any(address in network for network in allowed)
+
+
+@bp.route("/metrics")
+def metrics() -> Response:
+    """Prometheus scrape endpoint; internal networks only."""
+    from procurement.errors import ApiError
+
+    if not _client_allowed():
+        raise ApiError(403, "forbidden", "metrics are only served to internal networks")
+    state = current_app.extensions["procurement_metrics"]
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_enabled():
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_Union(state["exporter"].registry, REGISTRY))
+    registry.register(state["business"])
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
