@@ -260,7 +260,7 @@ def supplier_order_counts(supplier_id: int) -> Dict[str, int]:
         .where(PurchaseOrder.supplier_id == supplier_id)
         .group_by(PurchaseOrder.status)
     )
-    return dict(db.session.execute(stmt))
+    return dict(db.session.execute(stmt).tuples().all())
 
 
 # -- items and stock --------------------------------------------------------
@@ -467,7 +467,7 @@ def add_receipt(receipt: GoodsReceipt) -> GoodsReceipt:
 # -- business figures -----------------------------------------------------
 def orders_by_status() -> Dict[str, int]:
     stmt = select(PurchaseOrder.status, func.count()).group_by(PurchaseOrder.status)
-    return dict(db.session.execute(stmt))
+    return dict(db.session.execute(stmt).tuples().all())
 
 
 def order_processing_stats(since: dt.datetime) -> Dict[str, Any]:

@@ -97,7 +97,7 @@ def Id(**kwargs) -> fields.Integer:
 
 
 def QueryId(**kwargs) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 def Quantity(**kwargs) -> Amount:

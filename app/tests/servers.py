@@ -1,0 +1,205 @@
+"""Throw-away PostgreSQL and Redis servers on loopback, for tests and the benchmark.
+
+PostgreSQL refuses to run as root, so when we are root the cluster is
+created and run as an unprivileged user (``nobody`` by default) through
+``runuser``; as a normal user it simply runs as that user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import psycopg
+import redis
+
+PG_USER = "procurement_user"
+PG_PASSWORD = "test-password"
+PG_DB = "procurement_db"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pg_bindir() -> str:
+    try:
+        out = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if os.path.exists(os.path.join(out, "initdb")):
+            return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    if not candidates:
+        raise RuntimeError("no PostgreSQL server binaries found (apt install postgresql)")
+    return os.path.dirname(candidates[-1])
+
+
+class PostgresServer:
+    def __init__(self, run_as: str = "nobody") -> None:
+        self.bindir = pg_bindir()
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix="procurement-pg-"))
+        self.data = self.base / "data"
+        self.logfile = self.base / "postgres.log"
+        self.run_as = run_as if os.geteuid() == 0 else None
+        if self.run_as:
+            shutil.chown(self.base, user=self.run_as)
+
+    def _cmd(self, args: List[str]) -> List[str]:
+        if self.run_as:
+            return ["runuser", "-u", self.run_as, "--", *args]
+        return args
+
+    def _run(self, args: List[str]) -> None:
+        subprocess.run(self._cmd(args), check=True, capture_output=True, cwd=self.base)
+
+    def init(self) -> None:
+        self._run(
+            [
+                f"{self.bindir}/initdb",
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300 -c shared_buffers=128MB"
+        )
+        self._run(
+            [
+                f"{self.bindir}/pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.logfile),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+
+    def stop(self) -> None:
+        self._run([f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, name: str = PG_DB) -> str:
+        """Create the application role (once) and database; return a SQLAlchemy URL."""
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_USER,)).fetchone()
+            if not exists:
+                conn.execute(f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}'")
+            conn.execute(f'CREATE DATABASE "{name}" OWNER {PG_USER}')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def url(self, name: str = PG_DB) -> str:
+        return f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/{name}"
+
+    def settings(self, name: str = PG_DB) -> dict:
+        return {
+            "PROCUREMENT_DB_HOST": "127.0.0.1",
+            "PROCUREMENT_DB_PORT": str(self.port),
+            "PROCUREMENT_DB_NAME": name,
+            "PROCUREMENT_DB_USER": PG_USER,
+            "PROCUREMENT_DB_PASSWORD": PG_PASSWORD,
+            "PROCUREMENT_DB_SSLMODE": "disable",
+        }
+
+    def __enter__(self) -> PostgresServer:
+        self.init()
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
