@@ -505,8 +505,6 @@ def receive_goods(actor: Actor, order_id: int, data: Dict[str, Any]) -> Dict[str
     """Record a delivery: stock goes up, the order advances, supplier figures refresh."""
     require_role(actor, "buyer", "admin")
     delivery_date: dt.date = data["delivery_date"]
-    if delivery_date > dt.date.today() + dt.timedelta(days=1):
-        raise conflict("a delivery date must not be in the future", "invalid_receipt")
     with da.transaction():
         order = da.order_for_update(order_id)
         if order is None:
@@ -517,6 +515,8 @@ def receive_goods(actor: Actor, order_id: int, data: Dict[str, Any]) -> Dict[str
                 "invalid_state",
                 status=order.status,
             )
+        if delivery_date > dt.date.today() + dt.timedelta(days=1):
+            raise conflict("a delivery date must not be in the future", "invalid_receipt")
         if delivery_date < order.created_at.date():
             raise conflict("the delivery date precedes the order", "invalid_receipt")
         by_no = {line.line_no: line for line in order.lines}
