@@ -101,3 +101,11 @@ test: setup lint test-render test-app molecule ## Set up and run every check
 .PHONY: clean
 clean: ## Remove caches (keeps the venv and images)
 	rm -rf .cache/ansible-facts .pytest_cache
+
+.PHONY: sandbox
+sandbox: deps venv ## Deploy the whole stack onto local systemd containers and print where to reach it
+	scripts/sandbox.sh up
+
+.PHONY: sandbox-destroy
+sandbox-destroy: ## Remove the sandbox containers
+	scripts/sandbox.sh destroy
