@@ -11,6 +11,10 @@ from sqlalchemy import create_engine, pool
 
 from procurement.config_manager import ConfigManager
 
+# An arbitrary constant shared by every process that migrates this schema;
+# env.py takes it as a transaction-level advisory lock around the upgrade.
+MIGRATION_LOCK_ID = 0x50524F43  # "PROC"
+
 
 def alembic_config(url: Optional[str] = None) -> Config:
     cfg = Config()

@@ -11,10 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from procurement.migrate import MIGRATION_LOCK_ID
 from procurement.models import Base
-
-# An arbitrary constant shared by every process that migrates this schema.
-MIGRATION_LOCK_ID = 0x50524F43  # "PROC"
 
 config = context.config
 target_metadata = Base.metadata
