@@ -43,7 +43,7 @@ def redis_server():
 def database(pg):
     url = pg.create_database()
     migrate.upgrade(url=url)
-    engine = create_engine(url)
+    engine = create_engine(url, pool_pre_ping=True)  # survives the outage test
     yield engine
     engine.dispose()
 
