@@ -1,0 +1,84 @@
+"""Helpers for talking to a deployed all-in-one host the way a client would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+VAULT = PROJECT / "inventory/sandbox/group_vars/all/vault.yml"
+VAULT_PASSWORD = PROJECT / "inventory/sandbox/vault-password.txt"
+
+
+def vault_values() -> dict:
+    out = subprocess.run(
+        ["ansible-vault", "view", "--vault-password-file", str(VAULT_PASSWORD), str(VAULT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    values = {}
+    for line in out.splitlines():
+        if ":" in line and not line.startswith(("#", "---")):
+            key, _, value = line.partition(":")
+            values[key.strip()] = value.strip()
+    return values
+
+
+class Api:
+    """JSON API client that runs curl inside the host, through Nginx over HTTPS."""
+
+    def __init__(self, host, base="https://127.0.0.1"):
+        self.host = host
+        self.base = base
+
+    def call(self, method, path, token=None, body=None, headers=None):
+        cmd = ["curl", "-sk", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", method]
+        if token:
+            cmd += ["-H", f"Authorization: Bearer {token}"]
+        for name, value in (headers or {}).items():
+            cmd += ["-H", f"{name}: {value}"]
+        if body is not None:
+            cmd += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+        cmd.append(self.base + path)
+        result = self.host.run(" ".join(shlex.quote(c) for c in cmd))
+        text, _, status = result.stdout.rpartition("\n")
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = text
+        return int(status or 0), payload
+
+    def ok(self, method, path, token=None, body=None, expect=(200, 201)):
+        status, payload = self.call(method, "/api/v1" + path, token, body)
+        assert status in expect, f"{method} {path} -> {status}: {payload}"
+        return payload
+
+
+@pytest.fixture(scope="module")
+def secrets():
+    return vault_values()
+
+
+@pytest.fixture()
+def api(host):
+    return Api(host)
+
+
+def peer_of(host):
+    """The other platform of the scenario, to act from outside this host."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    me = host.backend.get_hostname()
+    everyone = testinfra.get_hosts([f"ansible://all?ansible_inventory={inventory}"])
+    return next(h for h in everyone if h.backend.get_hostname() != me)
+
+
+@pytest.fixture()
+def peer(host):
+    return peer_of(host)

@@ -1,0 +1,200 @@
+"""An all-in-one host deployed by site.yml: its state, and the service working through Nginx."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+import pytest
+
+SERVICES = ["postgresql", "redis-server", "nginx", "procurement.socket", "procurement.service"]
+
+
+@pytest.fixture(scope="module")
+def people(host, secrets):
+    """A requester, an approver and a buyer, created through the API by the admin."""
+    from conftest import Api
+
+    api = Api(host)
+    admin = secrets["vault_app_admin_token"]
+    suffix = str(int(time.time() * 1000))
+    tokens = {"admin": admin}
+    for role in ("requester", "approver", "buyer"):
+        created = api.ok("POST", "/users", admin, {"name": f"{role}-{suffix}", "role": role})
+        tokens[role] = created["token"]
+    return tokens
+
+
+def test_env_file_is_readable_only_by_the_service(host):
+    env = host.file("/opt/procurement/.env")
+    assert env.user == "procurement"
+    assert env.group == "procurement"
+    assert env.mode == 0o640
+
+
+def test_service_account_has_no_login_shell(host):
+    user = host.user("procurement")
+    assert user.shell in ("/bin/false", "/usr/sbin/nologin")
+    assert host.file("/opt/procurement").user == "procurement"
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_services_are_enabled_and_running(host, unit):
+    service = host.service(unit)
+    assert service.is_enabled
+    assert service.is_running
+
+
+def test_only_ssh_http_and_https_listen_beyond_loopback(host):
+    exposed = set()
+    for socket in host.socket.get_listening_sockets():
+        match = re.match(r"tcp://(.+):(\d+)$", socket)
+        if not match:
+            continue
+        address, port = match.groups()
+        if address in ("127.0.0.1", "::1") or address.startswith("127."):
+            continue
+        exposed.add(int(port))
+    assert exposed <= {22, 80, 443}, f"listening beyond loopback: {sorted(exposed)}"
+    assert {80, 443} <= exposed
+
+
+def test_service_unit_exposure_is_at_most_2_5(host):
+    out = host.check_output("systemd-analyze security procurement.service --no-pager")
+    score = float(re.search(r"Overall exposure level for procurement\.service: ([0-9.]+)", out).group(1))
+    assert score <= 2.5, out[-1500:]
+
+
+def test_purchasing_flow_through_nginx_changes_supplier_performance(host, api, people):
+    supplier = api.ok(
+        "POST",
+        "/suppliers",
+        people["buyer"],
+        {"name": f"Acme {time.time()}", "category": "office", "contact": "a@example.com"},
+    )
+    item = api.ok(
+        "POST", "/items", people["buyer"], {"sku": f"PAPER-{time.time()}", "name": "Paper A4", "unit_cost": 4.5}
+    )
+    before = api.ok("GET", f"/suppliers/{supplier['id']}/performance", people["approver"])
+    assert before["completed_orders"] == 0
+
+    draft = api.ok(
+        "POST",
+        "/requests",
+        people["requester"],
+        {
+            "justification": "printer room",
+            "lines": [{"item_id": item["id"], "quantity": 10, "estimated_unit_price": 4.5}],
+        },
+    )
+    api.ok("POST", f"/requests/{draft['id']}/submit", people["requester"])
+    approved = api.ok("POST", f"/requests/{draft['id']}/approve", people["approver"], {"comment": "ok"})
+    assert approved["status"] == "approved"
+    order = api.ok(
+        "POST",
+        "/orders",
+        people["buyer"],
+        {
+            "request_id": draft["id"],
+            "supplier_id": supplier["id"],
+            "expected_delivery_date": dt.date.today().isoformat(),
+        },
+    )
+    received = api.ok(
+        "POST",
+        f"/orders/{order['id']}/receipts",
+        people["buyer"],
+        {"delivery_date": dt.date.today().isoformat(), "lines": [{"line_no": 1, "quantity": 10}]},
+    )
+    assert received["status"] == "received"
+
+    after = api.ok("GET", f"/suppliers/{supplier['id']}/performance", people["approver"])
+    assert after["completed_orders"] == 1
+    assert after["on_time_delivery_rate"] == 1.0
+
+    # The app's own /metrics (read on the host, where it is allowed) counted them.
+    metrics = host.check_output("curl -s http://127.0.0.1:8000/metrics")
+    assert re.search(r'http_requests_total\{[^}]*method="POST"[^}]*status="201"[^}]*\} [1-9]', metrics) or re.search(
+        r'http_requests_total\{[^}]*status="201"[^}]*\} [1-9]', metrics
+    ), metrics[:2000]
+
+
+def test_metrics_are_refused_from_outside(host, peer):
+    address = host.interface("eth0").addresses[0]
+    through_nginx = peer.run(f"curl -sk -o /dev/null -w '%{{http_code}}' https://{address}/metrics")
+    assert through_nginx.stdout in ("403", "404")
+    direct = peer.run(f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/8000'")
+    assert direct.rc != 0
+
+
+def test_static_files_are_cached_for_a_year_and_immutable(host):
+    css = host.check_output("ls /opt/procurement/static | grep -E '\\.[0-9a-f]{8,}\\.css$' | head -1")
+    headers = host.check_output(f"curl -skI https://127.0.0.1/static/{css}")
+    assert re.search(r"^HTTP/\S+ 200", headers, re.M)
+    assert re.search(r"^cache-control: .*public.*immutable", headers, re.M | re.I)
+    assert re.search(r"^cache-control: .*max-age=31536000", headers, re.M | re.I)
+
+
+def test_http_redirects_to_https(host):
+    headers = host.check_output("curl -sI http://127.0.0.1/api/v1/suppliers")
+    assert re.search(r"^HTTP/\S+ 301", headers, re.M)
+    assert re.search(r"^location: https://", headers, re.M | re.I)
+
+
+# The operations manual's commands, as written there.
+def test_manual_systemctl_status_shows_the_service_running(host):
+    out = host.run("systemctl status procurement.service --no-pager")
+    assert out.rc == 0
+    assert "active (running)" in out.stdout
+
+
+def test_manual_config_validate_line_works_in_the_app_directory(host):
+    out = host.run(
+        'cd /opt/procurement && python3 -c "from config_manager import ConfigManager; print(ConfigManager().validate())"'
+    )
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_manual_port_check_finds_port_8000(host):
+    out = host.run("netstat -tlnp | grep 8000")
+    assert out.rc == 0
+    assert "127.0.0.1:8000" in out.stdout
+
+
+def test_manual_journalctl_shows_the_service_log(host):
+    out = host.run("journalctl -u procurement.service --no-pager -n 20")
+    assert out.rc == 0
+    assert "procurement" in out.stdout.lower()
+
+
+def test_database_outage_answers_503_and_recovers_without_restart(host, api, people):
+    pid_before = host.check_output("systemctl show -p MainPID --value procurement.service")
+    host.check_output("systemctl stop postgresql")
+    try:
+        status, payload = api.call("GET", "/api/v1/orders?status=issued&per_page=3", people["buyer"])
+        assert status == 503, payload
+        assert payload["error"]["code"]
+    finally:
+        host.check_output("systemctl start postgresql")
+    for _ in range(30):
+        if api.call("GET", "/health/ready")[0] == 200:
+            break
+        time.sleep(1)
+    assert api.call("GET", "/api/v1/orders?per_page=3", people["buyer"])[0] == 200
+    assert host.check_output("systemctl show -p MainPID --value procurement.service") == pid_before
+
+
+def test_manual_log_greps_find_errors_and_slow_requests(host):
+    log = "/var/log/procurement/procurement.log"
+    assert host.file(log).exists
+    errors = host.run(f'grep -i "error\\|exception\\|failed" {log}')
+    assert errors.rc == 0, "the database outage left no error line"
+    slow = host.run(f'grep "slow" {log}')
+    assert slow.rc == 0, "no request was logged as slow"
+
+
+def test_manual_access_log_awk_counts_api_calls(host):
+    out = host.check_output("awk '{print $6 $7}' /var/log/nginx/access.log | sort | uniq -c | sort -nr")
+    assert re.search(r'^\s*\d+ "POST/api/v1/requests', out, re.M), out[:1500]

@@ -1,0 +1,70 @@
+"""Inventory layout: shared settings reach every environment, and an environment's own values win."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENTS = ["sandbox", "production.example"]
+
+
+def inventory(environment: str, *args: str) -> dict:
+    command = ["ansible-inventory", "-i", f"inventory/{environment}", *args]
+    if (ROOT / "inventory" / environment / "vault-password.txt").exists():
+        command += ["--vault-password-file", f"inventory/{environment}/vault-password.txt"]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def host_vars(environment: str, host: str) -> dict:
+    return inventory(environment, "--host", host)
+
+
+def shared(name: str):
+    for path in sorted((ROOT / "group_vars/all").glob("*.yml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if name in data:
+            return data[name]
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize(
+    ("environment", "host"), [("sandbox", "sandbox-aio"), ("production.example", "app1.example.com")]
+)
+def test_environment_value_wins_over_the_shared_default(environment, host):
+    values = host_vars(environment, host)
+    assert shared("procurement_environment") == "shared"
+    assert values["procurement_environment"] == environment.split(".")[0]
+
+
+@pytest.mark.parametrize(
+    ("environment", "host"), [("sandbox", "sandbox-aio"), ("production.example", "db1.example.com")]
+)
+def test_shared_defaults_reach_every_environment(environment, host):
+    values = host_vars(environment, host)
+    assert values["postgresql_db_name"] == shared("postgresql_db_name") == "procurement_db"
+    assert values["postgresql_db_user"] == "procurement_user"
+
+
+def test_sandbox_lowers_the_hardware_preflight_openly():
+    values = host_vars("sandbox", "sandbox-aio")
+    assert shared("base_min_cpu_cores") == 4
+    assert values["base_min_cpu_cores"] == 1
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_tier_group_exists(environment):
+    groups = set(inventory(environment, "--list"))
+    assert {"web", "app", "db", "cache", "monitoring", "backup"} <= groups
+
+
+def test_app_env_template_covers_every_key_of_env_example():
+    example = (ROOT / "app/.env.example").read_text()
+    documented = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+    rendered = set(yaml.safe_load((ROOT / "roles/app/vars/main.yml").read_text())["__app_env"])
+    assert documented == rendered
