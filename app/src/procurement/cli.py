@@ -23,7 +23,9 @@ def main() -> None:
 
 
 # -- database -------------------------------------------------------------
-@main.group()
+# Groups of plain click commands: FlaskGroup would otherwise build the app
+# (and demand a valid configuration) before commands that don't need it.
+@main.group(cls=click.Group)
 def db() -> None:
     """Schema migrations (additive, safe while old workers still serve)."""
 
@@ -109,7 +111,7 @@ def users_ensure(name: str, role: str) -> None:
 
 
 # -- static files and configuration ----------------------------------------
-@main.group()
+@main.group(cls=click.Group)
 def static() -> None:
     """Static files of the dashboard."""
 
@@ -124,7 +126,7 @@ def static_collect(dest: str) -> None:
         click.echo(path)
 
 
-@main.group()
+@main.group(cls=click.Group)
 def config() -> None:
     """Configuration checks."""
 

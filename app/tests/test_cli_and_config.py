@@ -1,0 +1,165 @@
+"""The procurement command and the configuration checks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from procurement import __version__
+from procurement.cli import main
+from procurement.config_manager import SETTINGS, ConfigManager
+
+APP_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def no_dotenv(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.key, raising=False)
+    return tmp_path
+
+
+def test_defaults_are_the_manuals(no_dotenv):
+    cfg = ConfigManager()
+    assert (cfg.db_host, cfg.db_port, cfg.db_name, cfg.db_user) == (
+        "localhost", 5432, "procurement_db", "procurement_user"
+    )
+    assert (cfg.pool_min, cfg.pool_max, cfg.pool_timeout) == (5, 20, 30)
+    assert cfg.cache_ttls == {
+        "default": 300, "supplier_info": 3600, "order_list": 60, "performance_data": 1800
+    }
+    assert cfg.cache_max_size == 1000
+    assert cfg.log_file == "/var/log/procurement/procurement.log"
+    assert cfg.bind == "127.0.0.1:8000"
+    assert cfg.cors_origins == []
+    assert [str(n) for n in cfg.metrics_allowed_networks] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_dotenv_is_read_and_environment_wins(no_dotenv, monkeypatch):
+    (no_dotenv / ".env").write_text("PROCUREMENT_DB_HOST=db.internal\nPROCUREMENT_DB_PORT=6543\n")
+    monkeypatch.setenv("PROCUREMENT_DB_PORT", "7000")
+    cfg = ConfigManager()
+    assert cfg.db_host == "db.internal"
+    assert cfg.db_port == 7000
+
+
+def valid_env(tmp_path):
+    return {
+        "PROCUREMENT_DB_PASSWORD": "pw",
+        "PROCUREMENT_SECRET_KEY": "s" * 32,
+        "PROCUREMENT_LOG_FILE": str(tmp_path / "p.log"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ({"PROCUREMENT_DB_PORT": "http"}, "PROCUREMENT_DB_PORT"),
+        ({"PROCUREMENT_DB_POOL_MIN": "30"}, "POOL_MIN is larger"),
+        ({"PROCUREMENT_SECRET_KEY": "short"}, "PROCUREMENT_SECRET_KEY"),
+        ({"PROCUREMENT_DB_PASSWORD": ""}, "PROCUREMENT_DB_PASSWORD"),
+        ({"PROCUREMENT_LOG_LEVEL": "LOUD"}, "PROCUREMENT_LOG_LEVEL"),
+        ({"PROCUREMENT_REDIS_URL": "http://x"}, "PROCUREMENT_REDIS_URL"),
+        ({"PROCUREMENT_METRICS_ALLOWED_NETWORKS": "10.0.0.0/33"}, "ALLOWED_NETWORKS"),
+        ({"PROCUREMENT_DB_SSLMODE": "maybe"}, "SSLMODE"),
+        ({"PROCUREMENT_LOG_FILE": "/nonexistent-dir/x.log"}, "PROCUREMENT_LOG_FILE"),
+        ({"PROCUREMENT_BIND": "8000"}, "PROCUREMENT_BIND"),
+    ],
+)
+def test_config_validate_reports_problems_and_exits_nonzero(no_dotenv, override, fragment):
+    env = {**valid_env(no_dotenv), **override}
+    assert any(fragment in p for p in ConfigManager(environ=env, env_file=None).validate())
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["config", "validate"], env=env)
+    assert result.exit_code == 1
+    assert fragment in result.output
+
+
+def test_config_validate_passes_on_valid_config(no_dotenv):
+    from click.testing import CliRunner
+
+    assert ConfigManager(environ=valid_env(no_dotenv), env_file=None).validate() == []
+    result = CliRunner().invoke(main, ["config", "validate"], env=valid_env(no_dotenv))
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+
+def test_manual_troubleshooting_one_liner_works(no_dotenv):
+    (no_dotenv / ".env").write_text("PROCUREMENT_DB_PASSWORD=pw\nPROCUREMENT_SECRET_KEY=" + "k" * 32 + "\n")
+    out = subprocess.run(
+        [sys.executable, "-c", "from config_manager import ConfigManager; print(ConfigManager().validate())"],
+        capture_output=True, text=True, cwd=no_dotenv, check=True,
+    ).stdout
+    # Only the log directory of a build machine may be missing.
+    assert out.startswith("[")
+    assert "PROCUREMENT_SECRET_KEY" not in out and "PASSWORD" not in out
+
+
+def test_env_example_documents_every_key():
+    text = (APP_DIR / ".env.example").read_text()
+    lines = text.splitlines()
+    for setting in SETTINGS:
+        index = next((i for i, line in enumerate(lines) if line.startswith(setting.key + "=")), None)
+        assert index is not None, f"{setting.key} missing from .env.example"
+        assert lines[index - 1].startswith("#"), f"{setting.key} has no comment"
+
+
+def test_version(runner):
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output and __version__ != "0+unknown"
+
+
+def test_users_create_prints_token_once(runner, app):
+    result = runner.invoke(main, ["users", "create", "--name", "deploy", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    assert len(token) >= 40
+    me = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.get_json()["role"] == "admin"
+    again = runner.invoke(main, ["users", "create", "--name", "deploy", "--role", "admin"])
+    assert again.exit_code != 0
+
+
+def test_users_ensure_is_idempotent_and_takes_token_from_env(runner, app):
+    vault_token = "v" * 43
+    first = runner.invoke(
+        main, ["users", "ensure", "--name", "ops", "--role", "admin"],
+        env={"PROCUREMENT_NEW_TOKEN": vault_token},
+    )
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip() == vault_token
+    me = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {vault_token}"})
+    assert me.get_json()["name"] == "ops"
+    second = runner.invoke(
+        main, ["users", "ensure", "--name", "ops", "--role", "admin"],
+        env={"PROCUREMENT_NEW_TOKEN": vault_token},
+    )
+    assert second.exit_code == 0
+    assert second.stdout.strip() == "exists"
+    assert vault_token not in second.output
+    generated = runner.invoke(main, ["users", "ensure", "--name", "bot", "--role", "buyer"], env={"PROCUREMENT_NEW_TOKEN": ""})
+    assert generated.exit_code == 0
+    assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", generated.stdout.strip())
+
+
+def test_db_commands(no_dotenv, pg, database):
+    from click.testing import CliRunner
+
+    env = {**pg.settings(), **valid_env(no_dotenv)}
+    runner = CliRunner()
+    current = runner.invoke(main, ["db", "current"], env=env)
+    assert current.exit_code == 0, current.output
+    assert current.output.strip() == "0006"
+    down = runner.invoke(main, ["db", "downgrade"], env=env)
+    assert down.exit_code == 0, down.output
+    assert "0005" in down.output
+    up = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert up.exit_code == 0, up.output
+    assert "0006" in up.output
