@@ -8,6 +8,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PYTHON ?= python3
+PYTHON_VERSION ?= 3.11
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
@@ -71,7 +72,8 @@ lock: ## Re-pin the controller tooling from requirements/controller.in
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff
 	yamllint -s .
-	ansible-lint --offline -q
+	ANSIBLE_VAULT_PASSWORD_FILE=inventory/sandbox/vault-password.txt ansible-lint --offline -q
+	python scripts/check_role_specs.py
 	ruff check molecule scripts tests
 	ruff format --check molecule scripts tests
 	$(MAKE) -C app lint
@@ -80,9 +82,13 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 test-app: ## The procurement app's own tests (real PostgreSQL and Redis)
 	$(MAKE) -C app test
 
-.PHONY: test-render
-test-render: venv ## Render every role for Ubuntu 20.04/22.04/24.04 and EL 8/9 from recorded facts
-	pytest -q -p no:cacheprovider tests/render
+.PHONY: test-repo
+test-repo: venv ## Repository checks: inventory precedence, role rendering for Ubuntu/EL from recorded facts
+	pytest -q -p no:cacheprovider tests
+
+.PHONY: app-dist
+app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist PYTHON_VERSION=3.11
+	$(MAKE) -C app dist PYTHON_VERSION=$(PYTHON_VERSION)
 
 .PHONY: molecule
 molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose)
@@ -95,7 +101,7 @@ molecule-%: venv docker images ## Run one Molecule scenario, e.g. make molecule-
 	molecule test -s $*
 
 .PHONY: test
-test: setup lint test-render test-app molecule ## Set up and run every check
+test: setup lint test-repo test-app molecule ## Set up and run every check
 	@echo "make test: all checks passed"
 
 .PHONY: clean
