@@ -74,6 +74,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	yamllint -s .
 	ANSIBLE_VAULT_PASSWORD_FILE=inventory/sandbox/vault-password.txt ansible-lint --offline -q
 	python scripts/check_role_specs.py
+	python scripts/role_docs.py --check
 	ruff check molecule scripts tests
 	ruff format --check molecule scripts tests
 	$(MAKE) -C app lint
