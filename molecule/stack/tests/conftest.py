@@ -14,6 +14,8 @@ import testinfra
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 VAULT = PROJECT / "inventory/sandbox/group_vars/all/vault.yml"
 VAULT_PASSWORD = PROJECT / "inventory/sandbox/vault-password.txt"
+# procurement_server_name of the scenario (group_vars/all/stack.yml).
+SERVER_NAME = "procurement.stack.test"
 
 
 def vault_values() -> dict:
@@ -34,12 +36,14 @@ def vault_values() -> dict:
 class Api:
     """JSON API client that runs curl inside the host, through Nginx over HTTPS."""
 
-    def __init__(self, host, base="https://127.0.0.1"):
+    def __init__(self, host, server_name=SERVER_NAME):
         self.host = host
-        self.base = base
+        self.server_name = server_name
+        self.base = f"https://{server_name}"
 
     def call(self, method, path, token=None, body=None, headers=None):
-        cmd = ["curl", "-sk", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", method]
+        resolve = f"{self.server_name}:443:127.0.0.1"
+        cmd = ["curl", "-sk", "--resolve", resolve, "-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", method]
         if token:
             cmd += ["-H", f"Authorization: Bearer {token}"]
         for name, value in (headers or {}).items():

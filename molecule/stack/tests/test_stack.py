@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from conftest import SERVER_NAME
 
 SERVICES = ["postgresql", "redis-server", "nginx", "procurement.socket", "procurement.service"]
 
@@ -122,7 +123,9 @@ def test_purchasing_flow_through_nginx_changes_supplier_performance(host, api, p
 
 def test_metrics_are_refused_from_outside(host, peer):
     address = host.interface("eth0").addresses[0]
-    through_nginx = peer.run(f"curl -sk -o /dev/null -w '%{{http_code}}' https://{address}/metrics")
+    through_nginx = peer.run(
+        f"curl -sk --resolve {SERVER_NAME}:443:{address} -o /dev/null -w '%{{http_code}}' https://{SERVER_NAME}/metrics"
+    )
     assert through_nginx.stdout in ("403", "404")
     direct = peer.run(f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/8000'")
     assert direct.rc != 0
@@ -130,14 +133,14 @@ def test_metrics_are_refused_from_outside(host, peer):
 
 def test_static_files_are_cached_for_a_year_and_immutable(host):
     css = host.check_output("ls /opt/procurement/static | grep -E '\\.[0-9a-f]{8,}\\.css$' | head -1")
-    headers = host.check_output(f"curl -skI https://127.0.0.1/static/{css}")
+    headers = host.check_output(f"curl -skI --resolve {SERVER_NAME}:443:127.0.0.1 https://{SERVER_NAME}/static/{css}")
     assert re.search(r"^HTTP/\S+ 200", headers, re.M)
     assert re.search(r"^cache-control: .*public.*immutable", headers, re.M | re.I)
     assert re.search(r"^cache-control: .*max-age=31536000", headers, re.M | re.I)
 
 
 def test_http_redirects_to_https(host):
-    headers = host.check_output("curl -sI http://127.0.0.1/api/v1/suppliers")
+    headers = host.check_output(f"curl -sI --resolve {SERVER_NAME}:80:127.0.0.1 http://{SERVER_NAME}/api/v1/suppliers")
     assert re.search(r"^HTTP/\S+ 301", headers, re.M)
     assert re.search(r"^location: https://", headers, re.M | re.I)
 

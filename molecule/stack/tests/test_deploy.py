@@ -1,0 +1,146 @@
+"""Deploys on a live host: a new release under steady traffic, a rollback, and a broken release."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT, SERVER_NAME
+
+PORTS = {"stack-debian12": 9443, "stack-debian13": 9444}
+POLL_INTERVAL = 0.1  # ten requests a second, bounded by the deploy's duration
+
+
+def release_tree(tmp_path: Path, version: str, broken: bool = False) -> Path:
+    """A copy of the app's source tree carrying another version number."""
+    tree = tmp_path / f"app-{version}"
+    shutil.copytree(
+        PROJECT / "app", tree, ignore=shutil.ignore_patterns(".venv", "dist", "build", "*.egg-info", "__pycache__")
+    )
+    pyproject = tree / "pyproject.toml"
+    pyproject.write_text(re.sub(r'(?m)^version = "[^"]+"', f'version = "{version}"', pyproject.read_text(), count=1))
+    if broken:
+        # A release whose readiness check can never pass.
+        checker = tree / "src/procurement/health_checker.py"
+        checker.write_text(
+            checker.read_text() + "\n\ndef _broken(*_a, **_k):\n    raise RuntimeError('broken release')\n"
+        )
+        source = checker.read_text()
+        source = re.sub(r"(?m)^(def ready[^\n]*:\n)", r"\1    _broken()\n", source, count=1)
+        checker.write_text(source)
+    return tree
+
+
+def deploy(*extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+
+
+class Poller(threading.Thread):
+    """Steady, bounded GET traffic through Nginx, counting every failure."""
+
+    def __init__(self, port: int, token: str, limit_seconds: float = 900):
+        super().__init__(daemon=True)
+        self.url = f"https://127.0.0.1:{port}/api/v1/orders?per_page=5"
+        self.token = token
+        self.limit = time.monotonic() + limit_seconds
+        self.stopped = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def run(self):
+        while not self.stopped.is_set() and time.monotonic() < self.limit:
+            request = urllib.request.Request(
+                self.url, headers={"Authorization": f"Bearer {self.token}", "Host": SERVER_NAME}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
+                    response.read()
+                    self.ok += 1
+            except Exception as exc:  # every failed request counts, whatever its kind
+                self.failures.append(repr(exc))
+            time.sleep(POLL_INTERVAL)
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=60)
+
+
+def current_release(host) -> str:
+    return host.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
+
+
+def row_count(host) -> int:
+    out = host.check_output(
+        "runuser -u postgres -- psql -tA -d procurement_db -c 'select count(*) from purchase_requests'"
+    )
+    return int(out)
+
+
+@pytest.fixture(scope="module")
+def base_version(host):
+    return current_release(host)
+
+
+def test_new_release_under_steady_traffic_fails_no_request_and_rolls_back(
+    host, secrets, tmp_path_factory, base_version
+):
+    name = host.backend.get_hostname()
+    tree = release_tree(tmp_path_factory.mktemp("next"), base_version + ".post1")
+    poller = Poller(PORTS[name], secrets["vault_app_admin_token"])
+    rows_before = row_count(host)
+    poller.start()
+    try:
+        time.sleep(2)
+        result = deploy(str(PROJECT / "playbooks/deploy.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
+        time.sleep(2)
+    finally:
+        poller.stop()
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert current_release(host) == base_version + ".post1"
+    assert poller.ok > 20
+    assert poller.failures == [], poller.failures[:5]
+    assert row_count(host) == rows_before
+
+    result = deploy(str(PROJECT / "playbooks/rollback.yml"), "--limit", name)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert current_release(host) == base_version
+    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health/ready").stdout == "200"
+
+
+def test_broken_release_is_switched_back_and_the_old_one_keeps_serving(host, secrets, tmp_path_factory, base_version):
+    name = host.backend.get_hostname()
+    tree = release_tree(tmp_path_factory.mktemp("broken"), base_version + ".post2", broken=True)
+    rows_before = row_count(host)
+    result = deploy(
+        str(PROJECT / "playbooks/deploy.yml"),
+        "--limit",
+        name,
+        "-e",
+        f"app_source_dir={tree}",
+        "-e",
+        "app_health_timeout=20",
+    )
+    assert result.returncode != 0
+    assert f"Release {base_version}.post2 failed its health gate" in result.stdout
+    assert current_release(host) == base_version
+    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health/ready").stdout == "200"
+    assert row_count(host) == rows_before
