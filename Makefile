@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
 STACK_SCENARIOS ?= stack
 SCENARIOS ?= $(ROLE_SCENARIOS) $(STACK_SCENARIOS)
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver
 
 .PHONY: help
 help: ## List the targets
