@@ -116,3 +116,7 @@ sandbox: deps venv ## Deploy the whole stack onto local systemd containers and p
 .PHONY: sandbox-destroy
 sandbox-destroy: ## Remove the sandbox containers
 	scripts/sandbox.sh destroy
+
+.PHONY: bench-converge
+bench-converge: deps venv ## Time the first converge and no-op re-runs (tuned vs Ansible defaults) on the sandbox
+	scripts/bench-converge.sh

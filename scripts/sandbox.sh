@@ -100,6 +100,10 @@ case "${1:-up}" in
     scripts/build-images.sh "${image##*:}"
     start_host
     bootstrap_access
+    if [ -n "${SANDBOX_SKIP_CONVERGE:-}" ]; then
+      say "hosts are up; converge skipped"
+      exit 0
+    fi
     converge "$@"
     report
     ;;
