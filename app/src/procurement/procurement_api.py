@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flask import request
 from flask_smorest import Blueprint
 
 from procurement import procurement_manager as pm
 from procurement import schemas as s
 from procurement.auth import current_actor, require_auth
-from procurement.errors import ErrorSchema
+from procurement.errors import ApiError, ErrorSchema
 
 blp = Blueprint(
     "api", __name__, url_prefix="/api/v1", description="Procurement: requests, orders, suppliers"
@@ -92,6 +93,9 @@ def get_supplier(supplier_id):
 @blp.response(200, s.SupplierSchema)
 @errors_doc(403, 404)
 def update_supplier(data, supplier_id):
+    """Change some fields; the body may be {} but must be present."""
+    if not request.get_data():
+        raise ApiError(422, "validation_error", "a JSON body is required", {"json": ["missing"]})
     return pm.update_supplier(current_actor(), supplier_id, data)
 
 

@@ -187,9 +187,7 @@ class SupplierUpdateSchema(ma.Schema):
 class SupplierQuerySchema(PageArgs):
     category = Text(max_length=100)
     status = fields.String(validate=validate.OneOf(SUPPLIER_STATUSES))
-    min_on_time_rate = fields.Decimal(
-        validate=validate.Range(min=0, max=1), allow_nan=False, as_string=True
-    )
+    min_on_time_rate = fields.Float(validate=validate.Range(min=0.0, max=1.0), allow_nan=False)
 
 
 class SupplierPerformanceSchema(ma.Schema):

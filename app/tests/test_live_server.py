@@ -1,0 +1,143 @@
+"""The service as deployed: gunicorn with several workers and multi-process metrics.
+
+Also runs Schemathesis against the live OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from conftest import TABLES
+from hypothesis import HealthCheck, settings
+from servers import free_port
+from sqlalchemy import text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def live(pg, redis_server, database, tmp_path_factory):
+    with database.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        admin_token = secrets.token_urlsafe(32)
+        conn.execute(
+            text("INSERT INTO users (name, role, token_hash) VALUES ('root', 'admin', :h)"),
+            {"h": hashlib.sha256(admin_token.encode()).hexdigest()},
+        )
+        conn.execute(text("INSERT INTO suppliers (name, category) VALUES ('Seed', 'seed')"))
+        conn.execute(text("INSERT INTO items (sku, name, unit_cost) VALUES ('SEED', 'seed', 1)"))
+    workdir = tmp_path_factory.mktemp("live")
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROCUREMENT_")},
+        **pg.settings(),
+        "PROCUREMENT_REDIS_URL": redis_server.url,
+        "PROCUREMENT_SECRET_KEY": "live-secret-key-0123456789",
+        "PROCUREMENT_LOG_FILE": str(workdir / "procurement.log"),
+        "PROCUREMENT_BIND": f"127.0.0.1:{port}",
+        "PROCUREMENT_WORKERS": "2",
+        "PROCUREMENT_THREADS": "2",
+        "PROCUREMENT_DB_POOL_MIN": "2",
+        "PROCUREMENT_DB_POOL_MAX": "5",
+        "PROCUREMENT_METRICS_CACHE_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:procurement.gunicorn_conf", "procurement.wsgi:app"],
+        cwd=workdir,
+        env=env,
+        stdout=open(workdir / "gunicorn.out", "wb"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/health/ready", timeout=5).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError((workdir / "gunicorn.out").read_text()[-3000:])
+        time.sleep(0.2)
+    yield {"base": base, "token": admin_token, "metrics_dir": metrics_dir, "proc": proc, "workdir": workdir}
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def test_metrics_merge_all_workers(live):
+    auth = {"Authorization": f"Bearer {live['token']}"}
+    before = _sample(requests.get(live["base"] + "/metrics").text, "http_requests_total", endpoint="health.live", status="200") or 0
+    for _ in range(40):
+        # A new connection per call lets the workers take turns.
+        assert requests.get(live["base"] + "/health/live", headers={"Connection": "close"}).status_code == 200
+    requests.get(live["base"] + "/api/v1/orders", headers=auth)
+    body = requests.get(live["base"] + "/metrics").text
+    assert _sample(body, "http_requests_total", endpoint="health.live", status="200") == before + 40
+    assert _sample(body, "http_request_duration_seconds_count", endpoint="health.live", method="GET", status="200") >= 40
+    assert _sample(body, "procurement_purchase_orders_total") is None
+    assert _sample(body, "procurement_business_metrics_up") == 1
+    assert _sample(body, "procurement_db_pool_connections_open") >= 1
+    pids = {re.search(r"_(\d+)\.db$", p.name).group(1) for p in live["metrics_dir"].glob("*.db") if re.search(r"_(\d+)\.db$", p.name)}
+    assert len(pids) >= 2, "expected samples from more than one worker"
+
+
+def test_request_id_and_json_access_lines_from_gunicorn(live):
+    response = requests.get(live["base"] + "/health/live", headers={"X-Request-ID": "live-check-1"})
+    assert response.headers["X-Request-ID"] == "live-check-1"
+    time.sleep(0.5)
+    assert "rid=live-check-1" in (live["workdir"] / "gunicorn.out").read_text()
+
+
+def _sample(text_body, name, **labels):
+    for line in text_body.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture(scope="module")
+def api_schema(live):
+    return schemathesis.openapi.from_url(live["base"] + "/api/v1/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_its_openapi_document(case, live):
+    case.call_and_validate(
+        base_url=live["base"], headers={"Authorization": f"Bearer {live['token']}"}
+    )
+
+
+def test_openapi_document_is_served_and_complete(live):
+    doc = requests.get(live["base"] + "/api/v1/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    create = doc["paths"]["/api/v1/requests"]["post"]
+    ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert doc["components"]["schemas"][ref]["additionalProperties"] is False
+    assert Path(live["workdir"]).exists()
