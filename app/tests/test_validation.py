@@ -56,6 +56,7 @@ BAD_BODIES = [
     ("GET", "/orders?per_page=0", "bob", None, 422, "validation_error"),
     ("GET", "/orders?page=abc", "bob", None, 422, "validation_error"),
     ("GET", "/orders?status=lost", "bob", None, 422, "validation_error"),
+    ("GET", "/orders?colour=red", "bob", None, 422, "validation_error"),
     ("GET", "/orders/99999999999", "bob", None, 404, "not_found"),
     ("GET", "/suppliers/0", "bob", None, 404, "not_found"),
     ("GET", "/nowhere", "bob", None, 404, "not_found"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 
@@ -66,7 +67,7 @@ def create_user(data):
 
 # -- suppliers ------------------------------------------------------------
 @blp.route("/suppliers")
-@blp.arguments(s.SupplierQuerySchema, location="query")
+@blp.arguments(s.SupplierQuerySchema, location="query", unknown=ma.RAISE)
 @blp.response(200, s.SupplierPage)
 @errors_doc()
 def list_suppliers(args):
@@ -109,7 +110,7 @@ def supplier_performance(supplier_id):
 
 # -- items and stock ------------------------------------------------------
 @blp.route("/items")
-@blp.arguments(s.PageArgs, location="query")
+@blp.arguments(s.PageArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, s.ItemPage)
 @errors_doc()
 def list_items(args):
@@ -142,7 +143,7 @@ def issue_stock(data, item_id):
 
 # -- purchase requests ----------------------------------------------------
 @blp.route("/requests")
-@blp.arguments(s.RequestQuerySchema, location="query")
+@blp.arguments(s.RequestQuerySchema, location="query", unknown=ma.RAISE)
 @blp.response(200, s.RequestPage)
 @errors_doc()
 def list_requests(args):
@@ -197,7 +198,7 @@ def reject_request(data, request_id):
 
 # -- purchase orders ------------------------------------------------------
 @blp.route("/orders")
-@blp.arguments(s.OrderQuerySchema, location="query")
+@blp.arguments(s.OrderQuerySchema, location="query", unknown=ma.RAISE)
 @blp.response(200, s.OrderPage)
 @errors_doc()
 def list_orders(args):
@@ -253,7 +254,7 @@ def figures():
 
 
 @blp.route("/reports/inventory-turnover")
-@blp.arguments(s.TurnoverQuerySchema, location="query")
+@blp.arguments(s.TurnoverQuerySchema, location="query", unknown=ma.RAISE)
 @blp.response(200, s.TurnoverSchema)
 @errors_doc()
 def inventory_turnover(args):
@@ -265,7 +266,7 @@ def inventory_turnover(args):
 
 
 @blp.route("/audit")
-@blp.arguments(s.AuditQuerySchema, location="query")
+@blp.arguments(s.AuditQuerySchema, location="query", unknown=ma.RAISE)
 @blp.response(200, s.AuditPage)
 @errors_doc(403)
 def audit(args):
