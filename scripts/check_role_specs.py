@@ -118,7 +118,11 @@ def check_role(role: Path) -> list[str]:
         elif variable in defaults:
             report(variable, f"argument_specs.yml gives no default; defaults/main.yml has {defaults[variable]!r}")
         choices = option.get("choices")
-        if choices is not None and variable in defaults and not any(same(defaults[variable], choice) for choice in choices):
+        if (
+            choices is not None
+            and variable in defaults
+            and not any(same(defaults[variable], choice) for choice in choices)
+        ):
             report(variable, f"default {defaults[variable]!r} is not one of the choices {choices!r}")
     return problems
 
