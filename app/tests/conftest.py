@@ -16,10 +16,9 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import PostgresServer, RedisServer  # noqa: E402
-
-from procurement import create_app, migrate  # noqa: E402
-from procurement import procurement_manager as pm  # noqa: E402
+from procurement import create_app, migrate
+from procurement import procurement_manager as pm
+from servers import PostgresServer, RedisServer
 
 TABLES = (
     "audit_log, goods_receipt_lines, goods_receipts, stock_movements, purchase_order_lines, "

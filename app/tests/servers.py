@@ -7,6 +7,7 @@ created and run as an unprivileged user (``nobody`` by default) through
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -116,7 +117,9 @@ class PostgresServer:
     def create_database(self, name: str = PG_DB) -> str:
         """Create the application role (once) and database; return a SQLAlchemy URL."""
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_USER,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_USER,)
+            ).fetchone()
             if not exists:
                 conn.execute(f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}'")
             conn.execute(f'CREATE DATABASE "{name}" OWNER {PG_USER}')
@@ -145,10 +148,8 @@ class PostgresServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.base, ignore_errors=True)
 
 

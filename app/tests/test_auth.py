@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import approved_request
 from sqlalchemy import text
+
+from conftest import approved_request
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,9 @@ def test_roles_are_enforced(api, catalogue, user, method, path, body, expected):
         {
             "justification": "x",
             "submit": True,
-            "lines": [{"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}],
+            "lines": [
+                {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
+            ],
         },
     )
     if body == "order":
@@ -102,7 +105,9 @@ def test_approver_cannot_approve_own_request(api, catalogue):
         {
             "justification": "for me",
             "submit": True,
-            "lines": [{"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}],
+            "lines": [
+                {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
+            ],
         },
     )
     response = api.post(f"/requests/{own['id']}/approve", "alice")

@@ -53,7 +53,11 @@ def test_order_list_and_performance_fresh_after_receipt(cached_api):
         "POST",
         "/orders",
         "bob",
-        {"request_id": req["id"], "supplier_id": supplier["id"], "expected_delivery_date": "2030-01-01"},
+        {
+            "request_id": req["id"],
+            "supplier_id": supplier["id"],
+            "expected_delivery_date": "2030-01-01",
+        },
     )
     assert [o["id"] for o in api.ok("GET", "/orders?open=true", "bob")["items"]] == [order["id"]]
     import datetime as dt
@@ -100,5 +104,10 @@ def test_codec_round_trips_row_types():
     import datetime as dt
     from decimal import Decimal
 
-    row = {"d": dt.date(2024, 1, 2), "t": dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.timezone.utc), "n": Decimal("1.50"), "x": [1, None]}
+    row = {
+        "d": dt.date(2024, 1, 2),
+        "t": dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.timezone.utc),
+        "n": Decimal("1.50"),
+        "x": [1, None],
+    }
     assert decode(encode(row)) == row

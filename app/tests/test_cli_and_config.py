@@ -27,11 +27,17 @@ def no_dotenv(tmp_path, monkeypatch):
 def test_defaults_are_the_manuals(no_dotenv):
     cfg = ConfigManager()
     assert (cfg.db_host, cfg.db_port, cfg.db_name, cfg.db_user) == (
-        "localhost", 5432, "procurement_db", "procurement_user"
+        "localhost",
+        5432,
+        "procurement_db",
+        "procurement_user",
     )
     assert (cfg.pool_min, cfg.pool_max, cfg.pool_timeout) == (5, 20, 30)
     assert cfg.cache_ttls == {
-        "default": 300, "supplier_info": 3600, "order_list": 60, "performance_data": 1800
+        "default": 300,
+        "supplier_info": 3600,
+        "order_list": 60,
+        "performance_data": 1800,
     }
     assert cfg.cache_max_size == 1000
     assert cfg.log_file == "/var/log/procurement/procurement.log"
@@ -91,10 +97,19 @@ def test_config_validate_passes_on_valid_config(no_dotenv):
 
 
 def test_manual_troubleshooting_one_liner_works(no_dotenv):
-    (no_dotenv / ".env").write_text("PROCUREMENT_DB_PASSWORD=pw\nPROCUREMENT_SECRET_KEY=" + "k" * 32 + "\n")
+    (no_dotenv / ".env").write_text(
+        "PROCUREMENT_DB_PASSWORD=pw\nPROCUREMENT_SECRET_KEY=" + "k" * 32 + "\n"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", "from config_manager import ConfigManager; print(ConfigManager().validate())"],
-        capture_output=True, text=True, cwd=no_dotenv, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from config_manager import ConfigManager; print(ConfigManager().validate())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=no_dotenv,
+        check=True,
     ).stdout
     # Only the log directory of a build machine may be missing.
     assert out.startswith("[")
@@ -105,7 +120,9 @@ def test_env_example_documents_every_key():
     text = (APP_DIR / ".env.example").read_text()
     lines = text.splitlines()
     for setting in SETTINGS:
-        index = next((i for i, line in enumerate(lines) if line.startswith(setting.key + "=")), None)
+        index = next(
+            (i for i, line in enumerate(lines) if line.startswith(setting.key + "=")), None
+        )
         assert index is not None, f"{setting.key} missing from .env.example"
         assert lines[index - 1].startswith("#"), f"{setting.key} has no comment"
 
@@ -130,7 +147,8 @@ def test_users_create_prints_token_once(runner, app):
 def test_users_ensure_is_idempotent_and_takes_token_from_env(runner, app):
     vault_token = "v" * 43
     first = runner.invoke(
-        main, ["users", "ensure", "--name", "ops", "--role", "admin"],
+        main,
+        ["users", "ensure", "--name", "ops", "--role", "admin"],
         env={"PROCUREMENT_NEW_TOKEN": vault_token},
     )
     assert first.exit_code == 0, first.output
@@ -138,13 +156,18 @@ def test_users_ensure_is_idempotent_and_takes_token_from_env(runner, app):
     me = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {vault_token}"})
     assert me.get_json()["name"] == "ops"
     second = runner.invoke(
-        main, ["users", "ensure", "--name", "ops", "--role", "admin"],
+        main,
+        ["users", "ensure", "--name", "ops", "--role", "admin"],
         env={"PROCUREMENT_NEW_TOKEN": vault_token},
     )
     assert second.exit_code == 0
     assert second.stdout.strip() == "exists"
     assert vault_token not in second.output
-    generated = runner.invoke(main, ["users", "ensure", "--name", "bot", "--role", "buyer"], env={"PROCUREMENT_NEW_TOKEN": ""})
+    generated = runner.invoke(
+        main,
+        ["users", "ensure", "--name", "bot", "--role", "buyer"],
+        env={"PROCUREMENT_NEW_TOKEN": ""},
+    )
     assert generated.exit_code == 0
     assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", generated.stdout.strip())
 

@@ -20,9 +20,7 @@ def race(make_app, tokens, calls):
         )
         results[i] = (response.status_code, response.get_json())
 
-    threads = [
-        threading.Thread(target=run, args=(i, *call)) for i, call in enumerate(calls)
-    ]
+    threads = [threading.Thread(target=run, args=(i, *call)) for i, call in enumerate(calls)]
     for t in threads:
         t.start()
     for t in threads:
@@ -39,13 +37,18 @@ def test_two_approvers_at_once_one_wins_the_other_gets_409(api, catalogue, make_
             {
                 "justification": "x",
                 "submit": True,
-                "lines": [{"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}],
+                "lines": [
+                    {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
+                ],
             },
         )
         results = race(
             make_app,
             tokens,
-            [("alice", f"/requests/{req['id']}/approve", {}), ("arnold", f"/requests/{req['id']}/reject", {})],
+            [
+                ("alice", f"/requests/{req['id']}/approve", {}),
+                ("arnold", f"/requests/{req['id']}/reject", {}),
+            ],
         )
         statuses = sorted(status for status, _ in results)
         assert statuses == [200, 409], results
@@ -64,10 +67,16 @@ def test_one_request_never_yields_two_orders(api, catalogue, make_app, tokens, d
         "supplier_id": catalogue["supplier"]["id"],
         "expected_delivery_date": "2030-01-01",
     }
-    results = race(make_app, tokens, [("bob", "/orders", body), ("ada", "/orders", body), ("bob", "/orders", body)])
+    results = race(
+        make_app,
+        tokens,
+        [("bob", "/orders", body), ("ada", "/orders", body), ("bob", "/orders", body)],
+    )
     statuses = sorted(status for status, _ in results)
     assert statuses == [201, 409, 409], results
     assert {b["error"]["code"] for s, b in results if s == 409} == {"order_exists"}
     with database.connect() as conn:
-        count = conn.execute(text("SELECT count(*) FROM purchase_orders WHERE request_id = :r"), {"r": req["id"]})
+        count = conn.execute(
+            text("SELECT count(*) FROM purchase_orders WHERE request_id = :r"), {"r": req["id"]}
+        )
         assert count.scalar() == 1

@@ -6,7 +6,6 @@ import hashlib
 import re
 
 from conftest import approved_request
-
 from procurement.web import STATIC_DIR
 
 
@@ -44,7 +43,9 @@ def test_pages_show_orders_requests_suppliers_and_figures(api, catalogue, client
         {
             "justification": "needs approval",
             "submit": True,
-            "lines": [{"item_id": catalogue["paper"]["id"], "quantity": 3, "estimated_unit_price": 2}],
+            "lines": [
+                {"item_id": catalogue["paper"]["id"], "quantity": 3, "estimated_unit_price": 2}
+            ],
         },
     )
     assert login(client, tokens["alice"]).status_code == 302

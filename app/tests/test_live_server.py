@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
-from conftest import TABLES
 from hypothesis import HealthCheck, settings
-from servers import free_port
 from sqlalchemy import text
+
+from conftest import TABLES
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,14 @@ def live(pg, redis_server, database, tmp_path_factory):
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:procurement.gunicorn_conf", "procurement.wsgi:app"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:procurement.gunicorn_conf",
+            "procurement.wsgi:app",
+        ],
         cwd=workdir,
         env=env,
         stdout=open(workdir / "gunicorn.out", "wb"),  # noqa: SIM115 - closed with the process
@@ -74,25 +82,55 @@ def live(pg, redis_server, database, tmp_path_factory):
             proc.kill()
             raise RuntimeError((workdir / "gunicorn.out").read_text()[-3000:])
         time.sleep(0.2)
-    yield {"base": base, "token": admin_token, "metrics_dir": metrics_dir, "proc": proc, "workdir": workdir}
+    yield {
+        "base": base,
+        "token": admin_token,
+        "metrics_dir": metrics_dir,
+        "proc": proc,
+        "workdir": workdir,
+    }
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
 
 
 def test_metrics_merge_all_workers(live):
     auth = {"Authorization": f"Bearer {live['token']}"}
-    before = _sample(requests.get(live["base"] + "/metrics").text, "http_requests_total", endpoint="health.live", status="200") or 0
+    before = (
+        _sample(
+            requests.get(live["base"] + "/metrics").text,
+            "http_requests_total",
+            endpoint="health.live",
+            status="200",
+        )
+        or 0
+    )
     for _ in range(40):
         # A new connection per call lets the workers take turns.
-        assert requests.get(live["base"] + "/health/live", headers={"Connection": "close"}).status_code == 200
+        assert (
+            requests.get(live["base"] + "/health/live", headers={"Connection": "close"}).status_code
+            == 200
+        )
     requests.get(live["base"] + "/api/v1/orders", headers=auth)
     body = requests.get(live["base"] + "/metrics").text
     assert _sample(body, "http_requests_total", endpoint="health.live", status="200") == before + 40
-    assert _sample(body, "http_request_duration_seconds_count", endpoint="health.live", method="GET", status="200") >= 40
+    assert (
+        _sample(
+            body,
+            "http_request_duration_seconds_count",
+            endpoint="health.live",
+            method="GET",
+            status="200",
+        )
+        >= 40
+    )
     assert _sample(body, "procurement_purchase_orders_total") is None
     assert _sample(body, "procurement_business_metrics_up") == 1
     assert _sample(body, "procurement_db_pool_connections_open") >= 1
-    pids = {re.search(r"_(\d+)\.db$", p.name).group(1) for p in live["metrics_dir"].glob("*.db") if re.search(r"_(\d+)\.db$", p.name)}
+    pids = {
+        re.search(r"_(\d+)\.db$", p.name).group(1)
+        for p in live["metrics_dir"].glob("*.db")
+        if re.search(r"_(\d+)\.db$", p.name)
+    }
     assert len(pids) >= 2, "expected samples from more than one worker"
 
 

@@ -36,8 +36,16 @@ def seed(engine):
         conn.execute(text("INSERT INTO users (name, role, token_hash) VALUES ('u', 'buyer', 'h')"))
         conn.execute(text("INSERT INTO suppliers (name, category) VALUES ('S', 'c')"))
         conn.execute(text("INSERT INTO items (sku, name, unit_cost) VALUES ('I', 'i', 1)"))
-        conn.execute(text("INSERT INTO purchase_requests (requester, justification, status, decided_at) VALUES ('u', 'j', 'approved', now())"))
-        conn.execute(text("INSERT INTO purchase_orders (request_id, supplier_id, buyer, expected_delivery_date, approved_at) VALUES (1, 1, 'u', '2030-01-01', now())"))
+        conn.execute(
+            text(
+                "INSERT INTO purchase_requests (requester, justification, status, decided_at) VALUES ('u', 'j', 'approved', now())"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO purchase_orders (request_id, supplier_id, buyer, expected_delivery_date, approved_at) VALUES (1, 1, 'u', '2030-01-01', now())"
+            )
+        )
 
 
 def test_upgrade_downgrade_upgrade_keeps_surviving_data(scratch_db):
@@ -50,7 +58,11 @@ def test_upgrade_downgrade_upgrade_keeps_surviving_data(scratch_db):
     }
     for table, expected in MANUAL_INDEXES.items():
         assert expected <= indexes[table]
-    perf = [ix for ix in inspect(engine).get_indexes("suppliers") if ix["name"] == "idx_suppliers_performance"]
+    perf = [
+        ix
+        for ix in inspect(engine).get_indexes("suppliers")
+        if ix["name"] == "idx_suppliers_performance"
+    ]
     assert perf[0]["column_names"] == ["on_time_delivery_rate"]
 
     migrate.downgrade("0003", url=url)

@@ -30,7 +30,14 @@ def line(item_id=1, **over):
 
 BAD_BODIES = [
     ("POST", "/suppliers", "bob", b"{not json", 400, "bad_request"),
-    ("POST", "/suppliers", "bob", {"name": "S", "category": "c", "rating": 5}, 422, "validation_error"),
+    (
+        "POST",
+        "/suppliers",
+        "bob",
+        {"name": "S", "category": "c", "rating": 5},
+        422,
+        "validation_error",
+    ),
     ("POST", "/suppliers", "bob", {"name": 7, "category": "c"}, 422, "validation_error"),
     ("POST", "/suppliers", "bob", {"category": "c"}, 422, "validation_error"),
     ("POST", "/suppliers", "bob", {"name": "", "category": "c"}, 422, "validation_error"),
@@ -42,15 +49,57 @@ BAD_BODIES = [
     ("POST", "/items", "bob", {"sku": "A", "name": "a", "unit_cost": 1e12}, 422, None),
     ("POST", "/requests", "rita", {"justification": "x", "lines": []}, 422, None),
     ("POST", "/requests", "rita", {"justification": "x", "lines": [line(quantity=0)]}, 422, None),
-    ("POST", "/requests", "rita", {"justification": "x", "lines": [line(quantity=True)]}, 422, None),
+    (
+        "POST",
+        "/requests",
+        "rita",
+        {"justification": "x", "lines": [line(quantity=True)]},
+        422,
+        None,
+    ),
     ("POST", "/requests", "rita", {"justification": "x", "lines": [line(item_id="1")]}, 422, None),
-    ("POST", "/requests", "rita", {"justification": "x", "lines": [line()], "submit": "yes"}, 422, None),
+    (
+        "POST",
+        "/requests",
+        "rita",
+        {"justification": "x", "lines": [line()], "submit": "yes"},
+        422,
+        None,
+    ),
     ("POST", "/requests", "rita", {"justification": "x", "lines": [line(extra=1)]}, 422, None),
-    ("POST", "/requests", "rita", {"justification": "x", "lines": [line(item_id=999)]}, 404, "not_found"),
-    ("POST", "/orders", "bob", {"request_id": 1, "supplier_id": 1, "expected_delivery_date": "soon"}, 422, None),
-    ("POST", "/orders", "bob", {"request_id": 999, "supplier_id": 1, "expected_delivery_date": "2030-01-01"}, 404, "not_found"),
+    (
+        "POST",
+        "/requests",
+        "rita",
+        {"justification": "x", "lines": [line(item_id=999)]},
+        404,
+        "not_found",
+    ),
+    (
+        "POST",
+        "/orders",
+        "bob",
+        {"request_id": 1, "supplier_id": 1, "expected_delivery_date": "soon"},
+        422,
+        None,
+    ),
+    (
+        "POST",
+        "/orders",
+        "bob",
+        {"request_id": 999, "supplier_id": 1, "expected_delivery_date": "2030-01-01"},
+        404,
+        "not_found",
+    ),
     ("POST", "/requests/999/approve", "alice", {}, 404, "not_found"),
-    ("POST", "/orders/999/receipts", "bob", {"delivery_date": "2030-01-01", "lines": [{"line_no": 1, "quantity": 1}]}, 404, None),
+    (
+        "POST",
+        "/orders/999/receipts",
+        "bob",
+        {"delivery_date": "2030-01-01", "lines": [{"line_no": 1, "quantity": 1}]},
+        404,
+        None,
+    ),
     ("PATCH", "/suppliers/999", "bob", {"name": "x"}, 404, "not_found"),
     ("GET", "/orders?per_page=101", "bob", None, 422, "validation_error"),
     ("GET", "/orders?per_page=0", "bob", None, 422, "validation_error"),
@@ -65,7 +114,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("method", "path", "user", "body", "status", "code"), BAD_BODIES)
-def test_bad_input_is_rejected_without_writes(api, catalogue, database, method, path, user, body, status, code):
+def test_bad_input_is_rejected_without_writes(
+    api, catalogue, database, method, path, user, body, status, code
+):
     before = counts(database)
     if isinstance(body, bytes):
         response = api.call(method, path, user, data=body, content_type="application/json")
@@ -93,7 +144,11 @@ def receipt(api, catalogue, approved, lines, delivery_date="2000-01-01"):
         "POST",
         "/orders",
         "bob",
-        {"request_id": approved["id"], "supplier_id": catalogue["supplier"]["id"], "expected_delivery_date": "2030-01-01"},
+        {
+            "request_id": approved["id"],
+            "supplier_id": catalogue["supplier"]["id"],
+            "expected_delivery_date": "2030-01-01",
+        },
     )
     return order, api.post(
         f"/orders/{order['id']}/receipts", "bob", {"delivery_date": delivery_date, "lines": lines}
@@ -110,7 +165,9 @@ def receipt(api, catalogue, approved, lines, delivery_date="2000-01-01"):
         ([{"line_no": 1, "quantity": 1}], "2999-01-01"),
     ],
 )
-def test_impossible_receipts_conflict_and_change_nothing(api, catalogue, approved, database, lines, delivery):
+def test_impossible_receipts_conflict_and_change_nothing(
+    api, catalogue, approved, database, lines, delivery
+):
     import datetime as dt
 
     when = dt.date.today().isoformat() if delivery == "today" else delivery
@@ -138,7 +195,11 @@ def test_order_transitions_conflict(api, catalogue, approved):
         "POST",
         "/orders",
         "bob",
-        {"request_id": approved["id"], "supplier_id": catalogue["supplier"]["id"], "expected_delivery_date": "2030-01-01"},
+        {
+            "request_id": approved["id"],
+            "supplier_id": catalogue["supplier"]["id"],
+            "expected_delivery_date": "2030-01-01",
+        },
     )
     assert_error_shape(api.post(f"/orders/{order['id']}/close", "bob"), 409, "invalid_state")
     assert api.ok("POST", f"/orders/{order['id']}/cancel", "bob")["status"] == "cancelled"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import approved_request
 from sqlalchemy import text
+
+from conftest import approved_request
 
 
 def test_request_to_receipt_updates_stock_orders_and_supplier_performance(api, catalogue):
@@ -71,7 +72,10 @@ def test_request_to_receipt_updates_stock_orders_and_supplier_performance(api, c
         "POST",
         f"/orders/{order['id']}/receipts",
         "bob",
-        {"delivery_date": today, "lines": [{"line_no": 1, "quantity": 6}, {"line_no": 2, "quantity": 2}]},
+        {
+            "delivery_date": today,
+            "lines": [{"line_no": 1, "quantity": 6}, {"line_no": 2, "quantity": 2}],
+        },
     )
     assert full["status"] == "received"
     assert full["delivered_on"] == today
@@ -100,7 +104,10 @@ def test_request_to_receipt_updates_stock_orders_and_supplier_performance(api, c
         "POST",
         f"/orders/{late['id']}/receipts",
         "bob",
-        {"delivery_date": today, "lines": [{"line_no": 1, "quantity": 10}, {"line_no": 2, "quantity": 2}]},
+        {
+            "delivery_date": today,
+            "lines": [{"line_no": 1, "quantity": 10}, {"line_no": 2, "quantity": 2}],
+        },
     )
     perf = api.ok("GET", f"/suppliers/{supplier_id}/performance", "alice")
     assert perf["completed_orders"] == 2
@@ -138,7 +145,10 @@ def test_inventory_turnover_is_cost_of_goods_issued_over_average_inventory(
         "POST",
         f"/orders/{order['id']}/receipts",
         "bob",
-        {"delivery_date": today, "lines": [{"line_no": 1, "quantity": 10}, {"line_no": 2, "quantity": 2}]},
+        {
+            "delivery_date": today,
+            "lines": [{"line_no": 1, "quantity": 10}, {"line_no": 2, "quantity": 2}],
+        },
     )
     # Received stock: 10 x 4.50 + 2 x 60 = 165.00, valued at the order price.
     # Move the receipt before the period so it is the opening stock.
@@ -171,7 +181,9 @@ def test_cancel_request_before_approval_only(api, catalogue):
         "rita",
         {
             "justification": "x",
-            "lines": [{"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}],
+            "lines": [
+                {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
+            ],
         },
     )
     assert api.ok("POST", f"/requests/{draft['id']}/cancel", "rita")["status"] == "cancelled"
@@ -185,7 +197,9 @@ def test_rejected_request_cannot_become_an_order(api, catalogue):
         {
             "justification": "x",
             "submit": True,
-            "lines": [{"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}],
+            "lines": [
+                {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
+            ],
         },
     )
     rejected = api.ok("POST", f"/requests/{req['id']}/reject", "alice", {"comment": "no budget"})

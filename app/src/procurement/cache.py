@@ -66,12 +66,23 @@ def _hook(obj: Dict[str, Any]) -> Any:
     return obj
 
 
+_RAW = b"\x00"  # marks bytes stored as they are (pre-rendered JSON responses)
+
+
 def encode(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return _RAW + value
     return json.dumps(value, default=_default, separators=(",", ":")).encode()
 
 
 def decode(raw: bytes) -> Any:
+    if raw[:1] == _RAW:
+        return raw[1:]
     return json.loads(raw, object_hook=_hook)
+
+
+def _full_key(strategy: str, versions: Iterable[Any], key: str) -> str:
+    return "{}{}:{}:{}".format(PREFIX, strategy, ".".join(map(str, versions)), key)
 
 
 # -- namespace versions shared by forked gunicorn workers -----------------
@@ -115,6 +126,10 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self._versions = dict.fromkeys(NAMESPACES, 0)
 
+    def fetch(self, strategy: str, namespaces: Tuple[str, ...], key: str):
+        full_key = _full_key(strategy, self.versions(namespaces), key)
+        return full_key, self.get(full_key)
+
     def versions(self, namespaces: Iterable[str]) -> List[int]:
         if _shared_versions is not None:
             return [_shared_versions.get(NAMESPACES.index(ns)) for ns in namespaces]
@@ -154,6 +169,22 @@ class MemoryBackend:
         return len(self._data)
 
 
+# Reads the namespace versions and the entry they point at in one round trip.
+_FETCH_LUA = """
+local vkeys = {ARGV[1] .. 'ver:epoch'}
+for i = 4, #ARGV do vkeys[#vkeys + 1] = ARGV[1] .. 'ver:' .. ARGV[i] end
+local vals = redis.call('MGET', unpack(vkeys))
+local parts = {}
+for i = 1, #vkeys do
+  local v = vals[i]
+  if not v then v = '0' end
+  parts[i] = v
+end
+local full = ARGV[1] .. ARGV[2] .. ':' .. table.concat(parts, '.') .. ':' .. ARGV[3]
+return {full, redis.call('GET', full)}
+"""
+
+
 class RedisBackend:
     name = "redis"
 
@@ -165,11 +196,11 @@ class RedisBackend:
             socket_connect_timeout=0.25,
             health_check_interval=30,
         )
+        self._fetch = self.client.register_script(_FETCH_LUA)
 
-    def versions(self, namespaces: Iterable[str]) -> List[int]:
-        names = list(namespaces)
-        raw = self.client.mget([_EPOCH_KEY] + [PREFIX + "ver:" + ns for ns in names])
-        return [int(v or 0) for v in raw]
+    def fetch(self, strategy: str, namespaces: Tuple[str, ...], key: str):
+        full_key, value = self._fetch(args=[PREFIX, strategy, key, *namespaces])
+        return full_key.decode(), value
 
     def bump(self, namespaces: Iterable[str]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -258,9 +289,7 @@ class Cache:
             project_monitor.CACHE_REQUESTS.labels(strategy, "bypass").inc()
             return producer()
         try:
-            versions = state.backend.versions(namespaces)
-            full_key = "{}{}:{}:{}".format(PREFIX, strategy, ".".join(map(str, versions)), key)
-            raw = state.backend.get(full_key)
+            full_key, raw = state.backend.fetch(strategy, namespaces, key)
         except redis.RedisError as exc:
             self._fail(state, exc)
             project_monitor.CACHE_REQUESTS.labels(strategy, "bypass").inc()

@@ -8,9 +8,10 @@ produce, all in the shape described by ``errors.ErrorSchema``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import marshmallow as ma
-from flask import request
+from flask import current_app, request
 from flask_smorest import Blueprint
 
 from procurement import procurement_manager as pm
@@ -22,6 +23,28 @@ blp = Blueprint(
     "api", __name__, url_prefix="/api/v1", description="Procurement: requests, orders, suppliers"
 )
 blp.before_request(require_auth)
+
+
+def rendered(schema_cls):
+    """A renderer the manager may cache, so cache hits skip serialisation entirely."""
+    schema = schema_cls()
+
+    def render(data) -> bytes:
+        return json.dumps(schema.dump(data), separators=(",", ":")).encode()
+
+    return render
+
+
+def json_response(body: bytes):
+    return current_app.response_class(body, mimetype="application/json")
+
+
+SUPPLIER = rendered(s.SupplierSchema)
+SUPPLIER_PAGE = rendered(s.SupplierPage)
+PERFORMANCE = rendered(s.SupplierPerformanceSchema)
+REQUEST_PAGE = rendered(s.RequestPage)
+ORDER_PAGE = rendered(s.OrderPage)
+FIGURES = rendered(s.FiguresSchema)
 
 
 def errors_doc(*statuses: int):
@@ -71,7 +94,7 @@ def create_user(data):
 @blp.response(200, s.SupplierPage)
 @errors_doc()
 def list_suppliers(args):
-    return pm.list_suppliers(args)
+    return json_response(pm.list_suppliers(args, SUPPLIER_PAGE))
 
 
 @blp.route("/suppliers", methods=["POST"])
@@ -86,7 +109,7 @@ def create_supplier(data):
 @blp.response(200, s.SupplierSchema)
 @errors_doc(404)
 def get_supplier(supplier_id):
-    return pm.get_supplier(supplier_id)
+    return json_response(pm.get_supplier(supplier_id, SUPPLIER))
 
 
 @blp.route("/suppliers/<id:supplier_id>", methods=["PATCH"])
@@ -105,7 +128,7 @@ def update_supplier(data, supplier_id):
 @errors_doc(404)
 def supplier_performance(supplier_id):
     """On-time delivery rate and lead time, refreshed at each completed receipt."""
-    return pm.supplier_performance(supplier_id)
+    return json_response(pm.supplier_performance(supplier_id, PERFORMANCE))
 
 
 # -- items and stock ------------------------------------------------------
@@ -147,7 +170,7 @@ def issue_stock(data, item_id):
 @blp.response(200, s.RequestPage)
 @errors_doc()
 def list_requests(args):
-    return pm.list_requests(args)
+    return json_response(pm.list_requests(args, REQUEST_PAGE))
 
 
 @blp.route("/requests", methods=["POST"])
@@ -202,7 +225,7 @@ def reject_request(data, request_id):
 @blp.response(200, s.OrderPage)
 @errors_doc()
 def list_orders(args):
-    return pm.list_orders(args)
+    return json_response(pm.list_orders(args, ORDER_PAGE))
 
 
 @blp.route("/orders", methods=["POST"])
@@ -250,7 +273,7 @@ def cancel_order(order_id):
 @errors_doc()
 def figures():
     """Orders by status, processing time, supplier performance, inventory turnover."""
-    return pm.business_figures()
+    return json_response(pm.business_figures(FIGURES))
 
 
 @blp.route("/reports/inventory-turnover")

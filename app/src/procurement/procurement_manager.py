@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import secrets
 from decimal import Decimal
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +36,7 @@ from procurement.models import (
 )
 
 Actor = Dict[str, Any]
+Render = Optional[Callable[[Any], bytes]]
 
 
 def _now() -> dt.datetime:
@@ -137,24 +138,21 @@ def update_supplier(actor: Actor, supplier_id: int, data: Dict[str, Any]) -> Dic
     return da.get_supplier(supplier_id)
 
 
-def get_supplier(supplier_id: int) -> Dict[str, Any]:
-    supplier = cache.get_or_set(
-        "supplier_info",
-        ("suppliers",),
-        f"supplier:{supplier_id}",
-        lambda: da.get_supplier(supplier_id),
-    )
-    if supplier is None:
-        raise not_found("supplier", supplier_id)
-    return supplier
+def get_supplier(supplier_id: int, render: Render = None) -> Any:
+    def compute() -> Dict[str, Any]:
+        supplier = da.get_supplier(supplier_id)
+        if supplier is None:
+            raise not_found("supplier", supplier_id)
+        return supplier
+
+    return _cached("supplier_info", ("suppliers",), f"supplier:{supplier_id}", compute, render)
 
 
-def list_suppliers(args: Dict[str, Any]) -> Dict[str, Any]:
-    key = "suppliers:" + _key(args)
-    return cache.get_or_set(
+def list_suppliers(args: Dict[str, Any], render: Render = None) -> Any:
+    return _cached(
         "supplier_info",
         ("suppliers",),
-        key,
+        "suppliers:" + _key(args),
         lambda: da.list_suppliers(
             args.get("category"),
             args.get("status"),
@@ -162,14 +160,15 @@ def list_suppliers(args: Dict[str, Any]) -> Dict[str, Any]:
             args["page"],
             args["per_page"],
         ),
+        render,
     )
 
 
-def supplier_performance(supplier_id: int) -> Dict[str, Any]:
-    def compute() -> Optional[Dict[str, Any]]:
+def supplier_performance(supplier_id: int, render: Render = None) -> Any:
+    def compute() -> Dict[str, Any]:
         supplier = da.get_supplier(supplier_id)
         if supplier is None:
-            return None
+            raise not_found("supplier", supplier_id)
         return {
             "supplier_id": supplier_id,
             "name": supplier["name"],
@@ -179,12 +178,16 @@ def supplier_performance(supplier_id: int) -> Dict[str, Any]:
             "orders_by_status": da.supplier_order_counts(supplier_id),
         }
 
-    result = cache.get_or_set(
-        "performance_data", ("suppliers", "orders"), f"supplier:{supplier_id}", compute
+    return _cached(
+        "performance_data", ("suppliers", "orders"), f"supplier:{supplier_id}", compute, render
     )
-    if result is None:
-        raise not_found("supplier", supplier_id)
-    return result
+
+
+def _cached(strategy: str, namespaces: Tuple[str, ...], key: str, compute, render: Render):
+    """Cache the data, or with ``render`` its final representation (skips re-rendering hits)."""
+    if render is None:
+        return cache.get_or_set(strategy, namespaces, key, compute)
+    return cache.get_or_set(strategy, namespaces, "r:" + key, lambda: render(compute()))
 
 
 def _key(args: Dict[str, Any]) -> str:
@@ -320,8 +323,8 @@ def get_request(request_id: int) -> Dict[str, Any]:
     return req
 
 
-def list_requests(args: Dict[str, Any]) -> Dict[str, Any]:
-    return cache.get_or_set(
+def list_requests(args: Dict[str, Any], render: Render = None) -> Any:
+    return _cached(
         "order_list",
         ("requests",),
         "requests:" + _key(args),
@@ -333,6 +336,7 @@ def list_requests(args: Dict[str, Any]) -> Dict[str, Any]:
             args["page"],
             args["per_page"],
         ),
+        render,
     )
 
 
@@ -478,26 +482,25 @@ def get_order(order_id: int) -> Dict[str, Any]:
     return order
 
 
-def list_orders(args: Dict[str, Any]) -> Dict[str, Any]:
-    statuses = list(args.get("status") or [])
+def list_orders(args: Dict[str, Any], render: Render = None) -> Any:
+    statuses = set(args.get("status") or [])
     if args.get("open"):
-        statuses = (
-            sorted(set(statuses) | set(OPEN_ORDER_STATUSES))
-            if statuses
-            else list(OPEN_ORDER_STATUSES)
-        )
-    return cache.get_or_set(
+        statuses = statuses & set(OPEN_ORDER_STATUSES) if statuses else set(OPEN_ORDER_STATUSES)
+        if not statuses:
+            statuses = {"none"}  # asked for open orders in closed states: nothing matches
+    return _cached(
         "order_list",
         ("orders",),
         "orders:" + _key(args),
         lambda: da.list_orders(
-            statuses,
+            sorted(statuses),
             args.get("supplier_id"),
             args.get("created_from"),
             args.get("created_to"),
             args["page"],
             args["per_page"],
         ),
+        render,
     )
 
 
@@ -622,7 +625,7 @@ def _transition_order(
 
 
 # -- reports --------------------------------------------------------------
-def business_figures() -> Dict[str, Any]:
+def business_figures(render: Render = None) -> Any:
     """The manual's business figures, used by /metrics, the API and the dashboard."""
 
     def compute() -> Dict[str, Any]:
@@ -635,8 +638,8 @@ def business_figures() -> Dict[str, Any]:
             "inventory_turnover": _turnover_uncached(start, end),
         }
 
-    return cache.get_or_set(
-        "performance_data", ("orders", "suppliers", "items", "figures"), "figures", compute
+    return _cached(
+        "performance_data", ("orders", "suppliers", "items", "figures"), "figures", compute, render
     )
 
 

@@ -1,0 +1,237 @@
+"""Load benchmark: gunicorn as in production, on seeded PostgreSQL and Redis.
+
+Starts throw-away PostgreSQL and Redis on loopback, seeds 10,000 suppliers
+and 200,000 purchase orders with generate_series, runs the service with its
+gunicorn configuration and drives it with wrk (bounded: a fixed duration per
+case). Prints one ``RESULT`` line per case and a summary line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+APP_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(APP_DIR / "tests"))
+
+from procurement import migrate  # noqa: E402
+from servers import PostgresServer, RedisServer, free_port  # noqa: E402
+
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+SUPPLIERS = int(os.environ.get("BENCH_SUPPLIERS", "10000"))
+ORDERS = int(os.environ.get("BENCH_ORDERS", "200000"))
+TOKENS = {
+    "admin": ("bench-admin", "admin"),
+    "requester": ("bench-requester", "requester"),
+}
+
+SEED_SQL = """
+INSERT INTO users (name, role, token_hash) VALUES
+    ('bench-admin', 'admin', %(admin_hash)s),
+    ('bench-requester', 'requester', %(requester_hash)s),
+    ('seed-approver', 'approver', md5('a')),
+    ('seed-buyer', 'buyer', md5('b'));
+INSERT INTO suppliers (name, category, contact, status)
+    SELECT 'Supplier ' || g, 'category-' || (g %% 50), 'supplier' || g || '@example.com', 'active'
+    FROM generate_series(1, %(suppliers)s) g;
+INSERT INTO items (sku, name, unit_cost, quantity_on_hand)
+    SELECT 'SKU-' || g, 'Item ' || g, (g %% 100) + 1, 100000 FROM generate_series(1, 200) g;
+INSERT INTO purchase_requests (requester, justification, status, created_at, submitted_at, decided_at, decided_by)
+    SELECT 'bench-requester', 'seed', 'approved', ts, ts, ts + interval '1 hour', 'seed-approver'
+    FROM (SELECT g, now() - (%(orders)s - g) * interval '150 seconds' AS ts
+          FROM generate_series(1, %(orders)s) g) s;
+INSERT INTO purchase_request_lines (request_id, line_no, item_id, quantity, estimated_unit_price)
+    SELECT id, 1, (id %% 200) + 1, (id %% 10) + 1, 10 FROM purchase_requests;
+INSERT INTO purchase_orders (request_id, supplier_id, buyer, status, expected_delivery_date,
+                             approved_at, created_at, received_at, delivered_on)
+    SELECT r.id, (r.id %% %(suppliers)s) + 1, 'seed-buyer',
+           CASE WHEN r.id %% 20 = 0 THEN 'issued'
+                WHEN r.id %% 20 = 1 THEN 'partially_received'
+                WHEN r.id %% 20 = 2 THEN 'cancelled'
+                WHEN r.id %% 20 < 10 THEN 'closed'
+                ELSE 'received' END,
+           (r.decided_at + interval '7 days')::date,
+           r.decided_at,
+           r.decided_at + interval '10 minutes',
+           CASE WHEN r.id %% 20 >= 3 THEN r.decided_at + interval '6 days' END,
+           CASE WHEN r.id %% 20 >= 3 THEN (r.decided_at + (5 + r.id %% 4) * interval '1 day')::date END
+    FROM purchase_requests r;
+INSERT INTO purchase_order_lines (order_id, line_no, item_id, quantity, unit_price, received_quantity)
+    SELECT o.id, 1, (o.id %% 200) + 1, (o.id %% 10) + 1, 10,
+           CASE WHEN o.status IN ('received', 'closed') THEN (o.id %% 10) + 1
+                WHEN o.status = 'partially_received' THEN 0.5 ELSE 0 END
+    FROM purchase_orders o;
+UPDATE suppliers s SET completed_orders = a.n, on_time_delivery_rate = a.rate, avg_lead_time_days = a.lead
+    FROM (SELECT supplier_id, count(*) AS n,
+                 avg(CASE WHEN delivered_on <= expected_delivery_date THEN 1.0 ELSE 0.0 END) AS rate,
+                 avg(delivered_on - created_at::date) AS lead
+          FROM purchase_orders WHERE status IN ('received', 'closed') GROUP BY supplier_id) a
+    WHERE s.id = a.supplier_id;
+ANALYZE;
+"""
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.body = '{"justification": "bench", "lines": [{"item_id": 1, "quantity": 2, "estimated_unit_price": 3.5}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+def seed(pg: PostgresServer, tokens: dict) -> float:
+    started = time.monotonic()
+    url = pg.create_database()
+    migrate.upgrade(url=url)
+    params = {
+        "admin_hash": hashlib.sha256(tokens["admin"].encode()).hexdigest(),
+        "requester_hash": hashlib.sha256(tokens["requester"].encode()).hexdigest(),
+        "suppliers": SUPPLIERS,
+        "orders": ORDERS,
+    }
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in SEED_SQL.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, params)
+        count = conn.execute("SELECT count(*) FROM purchase_orders").fetchone()[0]
+        assert count == ORDERS, count
+    return time.monotonic() - started
+
+
+def to_ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, headers=(), script=None) -> dict:
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", "--timeout", "5s"]
+    for header in headers:
+        cmd += ["-H", header]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+([\d.]+\w+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1))
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    if sockets:
+        errors += sum(int(x) for x in sockets.groups())
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+
+
+def cache_counts(base: str) -> dict:
+    text = requests.get(base + "/metrics", timeout=30).text
+    counts = {"hit": 0.0, "miss": 0.0, "bypass": 0.0}
+    for match in re.finditer(
+        r'^procurement_cache_requests_total\{[^}]*result="(\w+)"[^}]*\}\s+([\d.e+]+)', text, re.M
+    ):
+        counts[match.group(1)] += float(match.group(2))
+    return counts
+
+
+def main() -> None:
+    tokens = {
+        "admin": "bench-admin-token-" + "a" * 30,
+        "requester": "bench-requester-token-" + "r" * 30,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="procurement-bench-"))
+    with PostgresServer() as pg, RedisServer() as redis_server:
+        seconds = seed(pg, tokens)
+        print(f"seeded {SUPPLIERS} suppliers and {ORDERS} orders in {seconds:.1f}s", flush=True)
+        port = free_port()
+        metrics_dir = workdir / "metrics"
+        metrics_dir.mkdir()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PROCUREMENT_")},
+            **pg.settings(),
+            "PROCUREMENT_REDIS_URL": redis_server.url,
+            "PROCUREMENT_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+            "PROCUREMENT_LOG_FILE": str(workdir / "procurement.log"),
+            "PROCUREMENT_BIND": f"127.0.0.1:{port}",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+        log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:procurement.gunicorn_conf",
+                "procurement.wsgi:app",
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if requests.get(base + "/health/ready", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not become ready; see " + str(workdir))
+                time.sleep(0.5)
+            auth = f"Authorization: Bearer {tokens['admin']}"
+            orders_url = base + "/api/v1/orders?open=true"
+            supplier_url = base + "/api/v1/suppliers/4242/performance"
+            for url in (orders_url, supplier_url):
+                assert requests.get(
+                    url, headers={"Authorization": auth.split(": ")[1]}, timeout=30
+                ).ok
+            results = {}
+            results["health_live"] = wrk(base + "/health/live")
+            before = cache_counts(base)
+            results["open_orders_first_page"] = wrk(orders_url, [auth])
+            results["supplier_performance"] = wrk(supplier_url, [auth])
+            after = cache_counts(base)
+            script = workdir / "post.lua"
+            script.write_text(POST_LUA % tokens["requester"])
+            results["create_purchase_request"] = wrk(base + "/api/v1/requests", script=str(script))
+            for name, r in results.items():
+                print(
+                    f"RESULT case={name} rps={r['rps']:.1f} p50_ms={r['p50']:.2f} "
+                    f"p99_ms={r['p99']:.2f} errors={r['errors']}",
+                    flush=True,
+                )
+            hits = after["hit"] - before["hit"]
+            lookups = hits + (after["miss"] - before["miss"]) + (after["bypass"] - before["bypass"])
+            ratio = results["open_orders_first_page"]["rps"] / results["health_live"]["rps"]
+            print(
+                f"RESULT case=summary order_list_to_live_ratio={ratio:.2f} "
+                f"cache_hit_rate={hits / lookups if lookups else 0:.4f}",
+                flush=True,
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            log.close()
+
+
+if __name__ == "__main__":
+    main()
