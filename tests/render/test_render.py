@@ -1,0 +1,288 @@
+"""Render every role for platforms that cannot boot on the build machine.
+
+Molecule proves the roles on Debian 12 and 13. Ubuntu and EL hosts cannot be
+started there, so their code paths are exercised from recorded facts: each
+role's OS variables are resolved the way tasks/variables.yml resolves them,
+and every template is rendered by Ansible itself with undefined variables
+treated as errors. Roles and templates are discovered, so new ones are
+covered without editing this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+ROLES_DIR = REPO / "roles"
+FACTS = {path.stem: json.loads(path.read_text()) for path in sorted((HERE / "facts").glob("*.json"))}
+ROLES = sorted(path for path in ROLES_DIR.iterdir() if (path / "tasks").is_dir()) if ROLES_DIR.is_dir() else []
+VAULT_REFERENCE = re.compile(r"\bvault_[A-Za-z0-9_]+")
+GROUP_REFERENCE = re.compile(r"groups(?:\[['\"]([\w-]+)['\"]\]|\.([A-Za-z_]\w*))")
+RENDER_PREFIX = "Render "
+THROWAWAY = {"str": "render-test-value", "raw": "render-test-value", "path": "/srv/render-test", "int": 1}
+
+
+def role_templates(role: Path) -> list[str]:
+    base = role / "templates"
+    return sorted(str(path.relative_to(base)) for path in base.rglob("*.j2")) if base.is_dir() else []
+
+
+def task_list(tasks: list) -> list[dict]:
+    """Flatten blocks so that every task of a task file is visited."""
+    flat = []
+    for task in tasks or []:
+        if not isinstance(task, dict):
+            continue
+        nested = [task[key] for key in ("block", "rescue", "always") if key in task]
+        flat.extend(t for part in nested for t in task_list(part)) if nested else flat.append(task)
+    return flat
+
+
+def template_tasks(role: Path) -> list[dict]:
+    """How the role's own tasks render templates: src, loop, loop variable and task vars.
+
+    Templates that no task names are rendered once on their own, so a new
+    template is covered before the task that uses it is written.
+    """
+    found = []
+    for task_file in sorted((role / "tasks").rglob("*.yml")):
+        for task in task_list(yaml.safe_load(task_file.read_text())):
+            args = next((task[key] for key in ("ansible.builtin.template", "template") if key in task), None)
+            if not isinstance(args, dict) or "src" not in args:
+                continue
+            loop = task.get("loop", task.get("with_items"))
+            found.append(
+                {
+                    "src": str(args["src"]),
+                    "loop": loop,
+                    "loop_var": (task.get("loop_control") or {}).get("loop_var", "item"),
+                    "vars": task.get("vars") or {},
+                }
+            )
+    named = {Path(entry["src"]).as_posix() for entry in found}
+    found += [
+        {"src": name, "loop": None, "loop_var": "item", "vars": {}}
+        for name in role_templates(role)
+        if name not in named
+    ]
+    return found
+
+
+def role_render_tasks(role: Path) -> list[dict]:
+    """The tasks that load one role's variables and render its templates."""
+    steps: list[dict] = []
+    if (role / "tasks" / "variables.yml").is_file():
+        steps.append(
+            {
+                "name": f"Load the variables of {role.name}",
+                "ansible.builtin.include_role": {"name": role.name, "tasks_from": "variables.yml", "public": True},
+            }
+        )
+    for entry in template_tasks(role):
+        # The template lookup renders on the controller with the same templar,
+        # variables and ansible_managed as the template action, without
+        # starting a module per file; the text comes back in the task result.
+        task = {
+            "name": f"{RENDER_PREFIX}{role.name}/templates/{entry['src']}",
+            "ansible.builtin.debug": {"msg": "{{ lookup('ansible.builtin.template', render_src) }}"},
+            "vars": {**entry["vars"], "render_src": f"{role}/templates/{entry['src']}"},
+            "ignore_errors": True,
+        }
+        if entry["loop"] is not None:
+            task["loop"] = entry["loop"]
+            task["loop_control"] = {"loop_var": entry["loop_var"]}
+        steps.append(task)
+    rescue = [
+        {
+            "name": f"Note that {role.name} could not be loaded",
+            "ansible.builtin.debug": {"msg": "see the failure above"},
+        }
+    ]
+    return [{"name": f"Render {role.name}", "block": steps, "rescue": rescue}]
+
+
+def required_options(role: Path) -> dict:
+    """Throwaway values for the options a role requires and has no default for."""
+    spec_file = role / "meta" / "argument_specs.yml"
+    if not spec_file.is_file():
+        return {}
+    spec = yaml.safe_load(spec_file.read_text()) or {}
+    options = ((spec.get("argument_specs") or {}).get("main") or {}).get("options") or {}
+    values = {}
+    for name, option in options.items():
+        if option.get("required") and "default" not in option:
+            kind = option.get("type", "str")
+            values[name] = THROWAWAY.get(kind, {"list": [], "dict": {}, "bool": False}.get(kind, "render-test-value"))
+    return values
+
+
+def group_vars_files() -> list[Path]:
+    """The plain (not Vault-encrypted) files of the repository's group_vars/all."""
+    directory = REPO / "group_vars" / "all"
+    files = sorted(directory.glob("*.yml")) if directory.is_dir() else []
+    return [path for path in files if not path.read_text().startswith("$ANSIBLE_VAULT")]
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """Run the render playbook once for every platform; return per-host failures."""
+    work = tmp_path_factory.mktemp("render")
+    # Lowest precedence first: throwaway secrets, then the repository's
+    # group_vars/all (which may point at them), then the roles' own values.
+    throwaway = yaml.safe_load((HERE / "vars.yml").read_text()) or {}
+    for role in ROLES:
+        throwaway = {**required_options(role), **throwaway}
+    for path in group_vars_files():
+        for name in VAULT_REFERENCE.findall(path.read_text()):
+            throwaway.setdefault(name, f"render-test-{name}")
+    inventory = work / "inventory"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    for path in group_vars_files():
+        (inventory / "group_vars" / "all" / path.name).write_text(path.read_text())
+    hosts = {
+        f"render-{platform}": {"render_facts_file": str(HERE / "facts" / f"{platform}.json")} for platform in FACTS
+    }
+    host_vars = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **throwaway}
+    # Every host plays every role (an all-in-one server), so each group the
+    # variables ask about exists and holds the host itself.
+    sources = [*group_vars_files(), *(path for role in ROLES for path in role.rglob("*.y*ml"))]
+    groups = {name for path in sources for match in GROUP_REFERENCE.findall(path.read_text()) for name in match if name}
+    children = {name: {"hosts": dict.fromkeys(hosts, {})} for name in sorted(groups - {"all", "ungrouped"})}
+    inventory_data = {"all": {"hosts": hosts, "vars": host_vars, "children": children}}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(inventory_data))
+
+    render_tasks = []
+    for role in ROLES:
+        task_file = work / f"render-{role.name}.yml"
+        task_file.write_text(yaml.safe_dump(role_render_tasks(role), sort_keys=False))
+        render_tasks.append(str(task_file))
+    (work / "extra.json").write_text(json.dumps({"render_tasks": render_tasks}))
+    (work / "ansible.cfg").write_text(
+        textwrap.dedent(
+            f"""\
+            [defaults]
+            roles_path = {ROLES_DIR}
+            collections_path = {REPO / "collections"}:~/.ansible/collections:/usr/share/ansible/collections
+            gathering = explicit
+            fact_caching = memory
+            stdout_callback = ansible.builtin.json
+            forks = {len(FACTS)}
+            retry_files_enabled = false
+            host_key_checking = false
+            """
+        )
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(work / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    playbook = Path(sys.executable).parent / "ansible-playbook"
+    result = subprocess.run(
+        [str(playbook), "-i", str(inventory), "-e", f"@{work / 'extra.json'}", str(HERE / "render.yml")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    try:
+        report = json.loads(result.stdout[result.stdout.index("{") :])
+    except ValueError:
+        pytest.fail(
+            f"ansible-playbook did not report (rc {result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    failures: dict[str, list[str]] = {host: [] for host in hosts}
+    rendered_texts: dict[str, dict[str, list[str]]] = {host: {} for host in hosts}
+    for play in report.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, outcome in task.get("hosts", {}).items():
+                for item in outcome.get("results", [outcome]):
+                    name = task["task"]["name"]
+                    if name.startswith(RENDER_PREFIX) and not item.get("failed") and not item.get("skipped"):
+                        texts = rendered_texts[host].setdefault(name.removeprefix(RENDER_PREFIX), [])
+                        texts.append(item.get("msg", ""))
+                    if item.get("failed"):
+                        label = item.get("item", "")
+                        label = label.get("name", label) if isinstance(label, dict) else label
+                        failures[host].append(f"{task['task']['name']} {label}: {item.get('msg', item)}".strip())
+    for host, stats in report.get("stats", {}).items():
+        if stats.get("unreachable"):
+            failures[host].append("host unreachable")
+    return {"failures": failures, "texts": rendered_texts}
+
+
+@pytest.mark.parametrize("platform", sorted(FACTS))
+def test_every_template_renders_without_undefined_variables(rendered, platform):
+    host = f"render-{platform}"
+    failures = rendered["failures"][host]
+    assert not failures, f"{platform}:\n" + "\n".join(failures)
+    texts = rendered["texts"][host]
+    for role in ROLES:
+        for template in role_templates(role):
+            assert texts.get(f"{role.name}/templates/{template}"), f"{role.name}/{template} was not rendered"
+
+
+@pytest.mark.parametrize("platform", sorted(FACTS))
+def test_base_logrotate_renders_the_manual_log_directory(rendered, platform):
+    texts = rendered["texts"][f"render-{platform}"].get("base/templates/logrotate.j2")
+    assert texts, f"base/templates/logrotate.j2 did not render for {platform}"
+    text = texts[0]
+    assert text.startswith("#\n# Ansible managed")
+    assert "/var/log/procurement/*.log {" in text
+    assert "su procurement procurement" in text
+
+
+def include_vars_candidates(role: Path) -> list[list[str]]:
+    """Each include_vars of tasks/variables.yml as the list of files it may load.
+
+    A first_found lookup contributes its ``files`` list (given inline or in
+    the task's vars); a plain include_vars contributes its one file.
+    """
+    tasks = yaml.safe_load((role / "tasks" / "variables.yml").read_text()) or []
+    found = []
+    for task in tasks:
+        action = next((task[key] for key in ("ansible.builtin.include_vars", "include_vars") if key in task), None)
+        if action is None:
+            continue
+        source = action.get("file", action.get("name")) if isinstance(action, dict) else action
+        if "first_found" in str(source):
+            # A lookup with skip: true is optional (a release file that may be absent).
+            lists = [
+                v["files"]
+                for v in (task.get("vars") or {}).values()
+                if isinstance(v, dict) and "files" in v and not v.get("skip")
+            ]
+            lists += [v for v in (task.get("vars") or {}).values() if isinstance(v, list)]
+            inline = re.search(r"first_found['\"],\s*(\[.*\])", str(source))
+            if inline:
+                lists.append(yaml.safe_load(inline.group(1)))
+            found.extend(lists)
+        else:
+            found.append([str(source)])
+    return found
+
+
+@pytest.mark.parametrize("platform", sorted(FACTS))
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_os_variables_file_exists_for_platform(role, platform):
+    variables = role / "tasks" / "variables.yml"
+    assert variables.is_file(), f"{role.name} has no tasks/variables.yml"
+    facts = FACTS[platform]
+    context = {**facts, "ansible_facts": {key.removeprefix("ansible_"): value for key, value in facts.items()}}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    candidate_lists = include_vars_candidates(role)
+    assert candidate_lists, f"{role.name}: tasks/variables.yml includes no variables file"
+    for candidates in candidate_lists:
+        names = [environment.from_string(name).render(context) for name in candidates]
+        existing = [name for name in names if (role / "vars" / Path(name).name).is_file()]
+        assert existing, f"{role.name}: none of {names} exists in vars/ for {platform}"
