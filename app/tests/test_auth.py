@@ -126,3 +126,20 @@ def test_admin_creates_user_whose_token_works_once_shown(api):
     assert all("token" not in u and "token_hash" not in u for u in listed)
     duplicate = api.post("/users", "ada", {"name": "carol", "role": "buyer"})
     assert duplicate.status_code == 409
+
+
+def test_cors_is_closed_by_default_and_opens_for_configured_origins(make_app, tokens):
+    preflight = {
+        "Origin": "https://erp.example.com",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization",
+    }
+    closed = make_app().test_client().options("/api/v1/orders", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in closed.headers
+    client = make_app(PROCUREMENT_CORS_ORIGINS="https://erp.example.com").test_client()
+    opened = client.options("/api/v1/orders", headers=preflight)
+    assert opened.headers["Access-Control-Allow-Origin"] == "https://erp.example.com"
+    other = client.options(
+        "/api/v1/orders", headers={**preflight, "Origin": "https://evil.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in other.headers

@@ -27,8 +27,7 @@ from servers import free_port
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def live(pg, redis_server, database, tmp_path_factory):
+def seed_admin(database):
     with database.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         admin_token = secrets.token_urlsafe(32)
@@ -38,14 +37,14 @@ def live(pg, redis_server, database, tmp_path_factory):
         )
         conn.execute(text("INSERT INTO suppliers (name, category) VALUES ('Seed', 'seed')"))
         conn.execute(text("INSERT INTO items (sku, name, unit_cost) VALUES ('SEED', 'seed', 1)"))
-    workdir = tmp_path_factory.mktemp("live")
-    metrics_dir = workdir / "metrics"
-    metrics_dir.mkdir()
+    return admin_token
+
+
+def start_gunicorn(workdir, settings):
+    """Run the service as production does; return (process, base URL)."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROCUREMENT_")},
-        **pg.settings(),
-        "PROCUREMENT_REDIS_URL": redis_server.url,
         "PROCUREMENT_SECRET_KEY": "live-secret-key-0123456789",
         "PROCUREMENT_LOG_FILE": str(workdir / "procurement.log"),
         "PROCUREMENT_BIND": f"127.0.0.1:{port}",
@@ -54,7 +53,7 @@ def live(pg, redis_server, database, tmp_path_factory):
         "PROCUREMENT_DB_POOL_MIN": "2",
         "PROCUREMENT_DB_POOL_MAX": "5",
         "PROCUREMENT_METRICS_CACHE_SECONDS": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **settings,
     }
     proc = subprocess.Popen(
         [
@@ -71,17 +70,38 @@ def live(pg, redis_server, database, tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         try:
             if requests.get(base + "/health/ready", timeout=5).status_code == 200:
-                break
+                return proc, base
         except requests.RequestException:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError((workdir / "gunicorn.out").read_text()[-3000:])
         time.sleep(0.2)
+
+
+def stop_gunicorn(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def live(pg, redis_server, database, tmp_path_factory):
+    admin_token = seed_admin(database)
+    workdir = tmp_path_factory.mktemp("live")
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+    proc, base = start_gunicorn(
+        workdir,
+        {
+            **pg.settings(),
+            "PROCUREMENT_REDIS_URL": redis_server.url,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        },
+    )
     yield {
         "base": base,
         "token": admin_token,
@@ -89,8 +109,25 @@ def live(pg, redis_server, database, tmp_path_factory):
         "proc": proc,
         "workdir": workdir,
     }
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
+    stop_gunicorn(proc)
+
+
+def test_in_process_cache_stays_fresh_across_workers(pg, database, tmp_path):
+    """Without Redis each worker caches in memory; a write in one must reach all."""
+    token = seed_admin(database)
+    proc, base = start_gunicorn(tmp_path, {**pg.settings(), "PROCUREMENT_REDIS_URL": ""})
+    try:
+        auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        url = base + "/api/v1/suppliers/1"
+        for _ in range(6):  # warm the caches of both workers
+            assert requests.get(url, headers=auth).json()["name"] == "Seed"
+        for round_no in range(5):
+            name = f"Renamed {round_no}"
+            assert requests.patch(url, json={"name": name}, headers=auth).status_code == 200
+            seen = {requests.get(url, headers=auth).json()["name"] for _ in range(6)}
+            assert seen == {name}
+    finally:
+        stop_gunicorn(proc)
 
 
 def test_metrics_merge_all_workers(live):
