@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,47 @@ def test_app_env_template_covers_every_key_of_env_example():
     documented = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
     rendered = set(yaml.safe_load((ROOT / "roles/app/vars/main.yml").read_text())["__app_env"])
     assert documented == rendered
+
+
+def resolved(environment: str, host: str, variable: str):
+    """A variable as Ansible templates it for a host (debug runs on the controller)."""
+    command = [
+        "ansible",
+        "-i",
+        f"inventory/{environment}",
+        host,
+        "-m",
+        "ansible.builtin.debug",
+        "-a",
+        f"var={variable}",
+    ]
+    if (ROOT / "inventory" / environment / "vault-password.txt").exists():
+        command += ["--vault-password-file", f"inventory/{environment}/vault-password.txt"]
+    out = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
+    ).stdout
+    # The timing callbacks print lines around the JSON document.
+    document, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
+    return document["plays"][0]["tasks"][0]["hosts"][host][variable]
+
+
+def test_database_port_opens_only_to_the_app_nodes_of_the_inventory():
+    rules = resolved("production.example", "db1.example.com", "firewall_rules")
+    postgres = [rule for rule in rules if rule["port"] == 5432]
+    assert postgres and sorted(postgres[0]["sources"]) == ["app1.example.com", "app2.example.com"]
+    assert all(rule["port"] not in (80, 443) for rule in rules)
+
+
+def test_a_web_host_opens_only_http_and_https():
+    rules = resolved("production.example", "web1.example.com", "firewall_rules")
+    assert sorted(rule["port"] for rule in rules) == [80, 443]
+
+
+def test_an_all_in_one_host_opens_no_internal_port():
+    rules = resolved("sandbox", "sandbox-aio", "firewall_rules")
+    assert sorted(rule["port"] for rule in rules) == [80, 443]
