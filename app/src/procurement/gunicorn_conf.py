@@ -41,9 +41,6 @@ proc_name = "procurement"
 
 def on_starting(server) -> None:
     """Prepare shared state in the master, before workers are forked."""
-    from procurement import cache
-
-    cache.enable_shared_versions()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         # Samples of a previous run would otherwise be added to this run's.
@@ -56,6 +53,10 @@ def on_starting(server) -> None:
                     os.unlink(path)
         else:
             os.makedirs(directory, exist_ok=True)
+
+    from procurement import cache
+
+    cache.enable_shared_versions()
 
 
 def child_exit(server, worker) -> None:
