@@ -77,7 +77,7 @@ def list_users():
 
 
 @blp.route("/users", methods=["POST"])
-@blp.arguments(s.UserCreateSchema)
+@blp.arguments(s.UserCreateSchema())
 @blp.response(201, s.UserCreatedSchema)
 @errors_doc(403, 409)
 def create_user(data):
@@ -90,7 +90,7 @@ def create_user(data):
 
 # -- suppliers ------------------------------------------------------------
 @blp.route("/suppliers")
-@blp.arguments(s.SupplierQuerySchema, location="query", unknown=ma.RAISE)
+@blp.arguments(s.SupplierQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, s.SupplierPage)
 @errors_doc()
 def list_suppliers(args):
@@ -98,7 +98,7 @@ def list_suppliers(args):
 
 
 @blp.route("/suppliers", methods=["POST"])
-@blp.arguments(s.SupplierCreateSchema)
+@blp.arguments(s.SupplierCreateSchema())
 @blp.response(201, s.SupplierSchema)
 @errors_doc(403)
 def create_supplier(data):
@@ -113,7 +113,7 @@ def get_supplier(supplier_id):
 
 
 @blp.route("/suppliers/<id:supplier_id>", methods=["PATCH"])
-@blp.arguments(s.SupplierUpdateSchema)
+@blp.arguments(s.SupplierUpdateSchema())
 @blp.response(200, s.SupplierSchema)
 @errors_doc(403, 404)
 def update_supplier(data, supplier_id):
@@ -133,7 +133,7 @@ def supplier_performance(supplier_id):
 
 # -- items and stock ------------------------------------------------------
 @blp.route("/items")
-@blp.arguments(s.PageArgs, location="query", unknown=ma.RAISE)
+@blp.arguments(s.PageArgs(), location="query", unknown=ma.RAISE)
 @blp.response(200, s.ItemPage)
 @errors_doc()
 def list_items(args):
@@ -141,7 +141,7 @@ def list_items(args):
 
 
 @blp.route("/items", methods=["POST"])
-@blp.arguments(s.ItemCreateSchema)
+@blp.arguments(s.ItemCreateSchema())
 @blp.response(201, s.ItemSchema)
 @errors_doc(403, 409)
 def create_item(data):
@@ -156,7 +156,7 @@ def get_item(item_id):
 
 
 @blp.route("/items/<id:item_id>/issues", methods=["POST"])
-@blp.arguments(s.StockIssueSchema)
+@blp.arguments(s.StockIssueSchema())
 @blp.response(201, s.ItemSchema)
 @errors_doc(403, 404, 409)
 def issue_stock(data, item_id):
@@ -166,7 +166,7 @@ def issue_stock(data, item_id):
 
 # -- purchase requests ----------------------------------------------------
 @blp.route("/requests")
-@blp.arguments(s.RequestQuerySchema, location="query", unknown=ma.RAISE)
+@blp.arguments(s.RequestQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, s.RequestPage)
 @errors_doc()
 def list_requests(args):
@@ -174,7 +174,7 @@ def list_requests(args):
 
 
 @blp.route("/requests", methods=["POST"])
-@blp.arguments(s.RequestCreateSchema)
+@blp.arguments(s.RequestCreateSchema())
 @blp.response(201, s.RequestSchema)
 @errors_doc(404)
 def create_request(data):
@@ -203,7 +203,7 @@ def cancel_request(request_id):
 
 
 @blp.route("/requests/<id:request_id>/approve", methods=["POST"])
-@blp.arguments(s.DecisionSchema, required=False)
+@blp.arguments(s.DecisionSchema(), required=False)
 @blp.response(200, s.RequestSchema)
 @errors_doc(403, 404, 409)
 def approve_request(data, request_id):
@@ -212,7 +212,7 @@ def approve_request(data, request_id):
 
 
 @blp.route("/requests/<id:request_id>/reject", methods=["POST"])
-@blp.arguments(s.DecisionSchema, required=False)
+@blp.arguments(s.DecisionSchema(), required=False)
 @blp.response(200, s.RequestSchema)
 @errors_doc(403, 404, 409)
 def reject_request(data, request_id):
@@ -221,7 +221,7 @@ def reject_request(data, request_id):
 
 # -- purchase orders ------------------------------------------------------
 @blp.route("/orders")
-@blp.arguments(s.OrderQuerySchema, location="query", unknown=ma.RAISE)
+@blp.arguments(s.OrderQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, s.OrderPage)
 @errors_doc()
 def list_orders(args):
@@ -229,7 +229,7 @@ def list_orders(args):
 
 
 @blp.route("/orders", methods=["POST"])
-@blp.arguments(s.OrderCreateSchema)
+@blp.arguments(s.OrderCreateSchema())
 @blp.response(201, s.OrderSchema)
 @errors_doc(403, 404, 409)
 def create_order(data):
@@ -245,7 +245,7 @@ def get_order(order_id):
 
 
 @blp.route("/orders/<id:order_id>/receipts", methods=["POST"])
-@blp.arguments(s.ReceiptCreateSchema)
+@blp.arguments(s.ReceiptCreateSchema())
 @blp.response(201, s.OrderSchema)
 @errors_doc(403, 404, 409)
 def receive_goods(data, order_id):
@@ -277,7 +277,7 @@ def figures():
 
 
 @blp.route("/reports/inventory-turnover")
-@blp.arguments(s.TurnoverQuerySchema, location="query", unknown=ma.RAISE)
+@blp.arguments(s.TurnoverQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, s.TurnoverSchema)
 @errors_doc()
 def inventory_turnover(args):
@@ -289,7 +289,7 @@ def inventory_turnover(args):
 
 
 @blp.route("/audit")
-@blp.arguments(s.AuditQuerySchema, location="query", unknown=ma.RAISE)
+@blp.arguments(s.AuditQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, s.AuditPage)
 @errors_doc(403)
 def audit(args):
