@@ -171,7 +171,7 @@ def test_metrics_merge_all_workers(live):
     assert len(pids) >= 2, "expected samples from more than one worker"
 
 
-def test_request_id_and_json_access_lines_from_gunicorn(live):
+def test_gunicorn_access_log_carries_the_request_id(live):
     response = requests.get(live["base"] + "/health/live", headers={"X-Request-ID": "live-check-1"})
     assert response.headers["X-Request-ID"] == "live-check-1"
     time.sleep(0.5)
