@@ -120,3 +120,7 @@ sandbox-destroy: ## Remove the sandbox containers
 .PHONY: bench-converge
 bench-converge: deps venv ## Time the first converge and no-op re-runs (tuned vs Ansible defaults) on the sandbox
 	scripts/bench-converge.sh
+
+.PHONY: bench-app
+bench-app: ## Load-test the service (gunicorn, PostgreSQL, Redis on loopback; wrk) and print RESULT lines
+	$(MAKE) -C app bench
