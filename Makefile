@@ -15,7 +15,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # One scenario per role, then the whole stack.
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
 STACK_SCENARIOS ?= stack
-SCENARIOS ?= $(ROLE_SCENARIOS) $(STACK_SCENARIOS)
+SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
+MOLECULE_JOBS ?= 2
 SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver
 
 .PHONY: help
@@ -92,11 +93,8 @@ app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist 
 	$(MAKE) -C app dist PYTHON_VERSION=$(PYTHON_VERSION)
 
 .PHONY: molecule
-molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose)
-	@for s in $(SCENARIOS); do \
-	  echo "=== molecule test -s $$s"; \
-	  molecule test -s $$s || exit 1; \
-	done
+molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose, MOLECULE_JOBS=2 at a time)
+	scripts/molecule-all.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
 molecule-%: venv docker images ## Run one Molecule scenario, e.g. make molecule-postgresql
 	molecule test -s $*

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run Molecule scenarios, a few at a time, each with its own log.
+#
+#   scripts/molecule-all.sh [-j N] SCENARIO...
+#
+# Scenarios spend much of their time waiting on package downloads, so two
+# side by side finish sooner than one after the other, even on two cores.
+# Prints one line per scenario, and the end of the log of any that failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=2
+if [ "${1:-}" = "-j" ]; then jobs=$2; shift 2; fi
+[ $# -gt 0 ] || { echo "usage: $0 [-j N] SCENARIO..." >&2; exit 2; }
+
+logs=.cache/molecule-logs
+mkdir -p "${logs}"
+
+run_one() {
+  local scenario=$1 start rc
+  start=$(date +%s)
+  if molecule test -s "${scenario}" >"${logs}/${scenario}.log" 2>&1; then rc=0; else rc=$?; fi
+  local seconds=$(( $(date +%s) - start ))
+  if [ "${rc}" -eq 0 ]; then
+    echo "molecule: PASS ${scenario} (${seconds}s): $(grep -Eo '[0-9]+ passed[^=]*' "${logs}/${scenario}.log" | tail -n 1)"
+  else
+    echo "molecule: FAIL ${scenario} (${seconds}s), last lines of ${logs}/${scenario}.log:"
+    sed 's/\x1b\[[0-9;]*m//g' "${logs}/${scenario}.log" | tail -n 80
+  fi
+  return "${rc}"
+}
+export -f run_one
+export logs
+
+printf '%s\n' "$@" | xargs -P "${jobs}" -I{} bash -c 'run_one "$@"' _ {}
