@@ -85,7 +85,7 @@ report() {
     say "converged: ${changed} change(s)"
   fi
   cat <<MSG
-sandbox: the service answers at  https://127.0.0.1:${https_port}/  (self-signed certificate; Host ${host})
+sandbox: the service answers at  https://127.0.0.1:${https_port}/  (self-signed certificate)
 sandbox: admin API token         ${token}
 sandbox: try                     curl -k -H "Authorization: Bearer ${token}" https://127.0.0.1:${https_port}/api/v1/suppliers
 sandbox: SSH                     ssh -i ${generated}/id_ed25519 -p ${ssh_port} deploy@127.0.0.1
