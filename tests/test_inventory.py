@@ -113,3 +113,20 @@ def test_a_web_host_opens_only_http_and_https():
 def test_an_all_in_one_host_opens_no_internal_port():
     rules = resolved("sandbox", "sandbox-aio", "firewall_rules")
     assert sorted(rule["port"] for rule in rules) == [80, 443]
+
+
+def test_database_listens_privately_and_admits_each_app_node_over_tls_only():
+    listen = resolved("production.example", "db1.example.com", "postgresql_listen_addresses")
+    assert listen == ["localhost", "db1.example.com"]
+    hba = resolved("production.example", "db1.example.com", "postgresql_hba_entries")
+    remote = [entry for entry in hba if entry.get("address") in ("app1.example.com", "app2.example.com")]
+    assert len(remote) == 2
+    assert all(entry["type"] == "hostssl" and entry["method"] == "scram-sha-256" for entry in remote)
+    assert all(entry["database"] == "procurement_db" and entry["user"] == "procurement_user" for entry in remote)
+
+
+def test_all_in_one_host_keeps_database_and_cache_on_loopback():
+    assert resolved("sandbox", "sandbox-aio", "postgresql_listen_addresses") == ["localhost"]
+    assert resolved("sandbox", "sandbox-aio", "redis_bind") == ["127.0.0.1"]
+    hba = resolved("sandbox", "sandbox-aio", "postgresql_hba_entries")
+    assert all(entry["type"] in ("local", "host") for entry in hba)
