@@ -29,7 +29,7 @@ run() { # label, then env assignments for ansible-playbook
 # Ansible's own defaults, written out: the project's cfg minus the tuning.
 cat >"${out}/defaults.cfg" <<CFG
 [defaults]
-roles_path = roles
+roles_path = ${PWD}/roles
 host_key_checking = true
 interpreter_python = auto_silent
 [ssh_connection]
