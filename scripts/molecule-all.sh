@@ -19,6 +19,9 @@ mkdir -p "${logs}"
 run_one() {
   local scenario=$1 start rc
   start=$(date +%s)
+  # Containers left by an earlier run (another checkout, or an interrupted
+  # one) would otherwise be started again with their old state.
+  docker ps -aq --filter "name=^${scenario}-debian1[0-9]$" | xargs -r docker rm -f >/dev/null
   if molecule test -s "${scenario}" >"${logs}/${scenario}.log" 2>&1; then rc=0; else rc=$?; fi
   local seconds=$(( $(date +%s) - start ))
   if [ "${rc}" -eq 0 ]; then
