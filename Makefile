@@ -12,12 +12,12 @@ PYTHON_VERSION ?= 3.11
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-# One scenario per role, then the whole stack.
+# One scenario per role, then the whole stack and its monitoring.
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
-STACK_SCENARIOS ?= stack
+STACK_SCENARIOS ?= stack monitoring
 SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 2
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus
 
 .PHONY: help
 help: ## List the targets
