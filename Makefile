@@ -122,3 +122,7 @@ bench-converge: deps venv ## Time the first converge and no-op re-runs (tuned vs
 .PHONY: bench-app
 bench-app: ## Load-test the service (gunicorn, PostgreSQL, Redis on loopback; wrk) and print RESULT lines
 	$(MAKE) -C app bench
+
+.PHONY: bench-backup
+bench-backup: ## Time the backup script against a bare pg_dump -Fc, and a restore, on 1,000,000 order lines
+	$(MAKE) -C app bench-backup

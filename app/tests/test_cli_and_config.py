@@ -187,3 +187,6 @@ def test_db_commands(no_dotenv, pg, database):
     up = runner.invoke(main, ["db", "upgrade"], env=env)
     assert up.exit_code == 0, up.output
     assert "0006" in up.output
+    head = runner.invoke(main, ["db", "head"], env=env)
+    assert head.exit_code == 0, head.output
+    assert head.output.strip() == "0006"

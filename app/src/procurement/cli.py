@@ -50,6 +50,14 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"database at {migrate.current() or 'base'}")
 
 
+@db.command("head")
+def db_head() -> None:
+    """Print the schema revision this release expects (its Alembic head)."""
+    from procurement.health_checker import expected_revision
+
+    click.echo(expected_revision())
+
+
 @db.command("current")
 def db_current() -> None:
     """Print the schema revision of the database."""

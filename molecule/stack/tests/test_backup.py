@@ -1,0 +1,332 @@
+"""Backups on a deployed host: taken by their systemd units, restored by the playbooks and by the manual's commands.
+
+Every check compares the rows of every table, by count and checksum, before and after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import time
+
+import pytest
+from conftest import PROJECT
+from test_zero_downtime_deploys import deploy, release_tree
+
+BACKUP_DIR = "/backup/procurement"
+STATE = "/var/lib/procurement-backup"
+TEXTFILE = "/var/lib/prometheus/node-exporter"
+SCRIPT = "/opt/scripts/backup_procurement.sh"
+# The manual's restore line, run as written (the password comes from the environment).
+MANUAL_RESTORE = "psql -h localhost -U procurement_user -d procurement_db < procurement_db.sql"
+
+
+def psql(host, sql: str, database: str = "procurement_db") -> str:
+    return host.check_output(f"runuser -u postgres -- psql -X -tA -d {database} -c {shlex.quote(sql)}")
+
+
+def fingerprints(host) -> dict[str, tuple[str, str]]:
+    """Rows and an md5 of their text, for every table of the app's schema."""
+    tables = psql(host, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").split()
+    assert tables, "the database has no tables"
+    union = " UNION ALL ".join(
+        f"SELECT '{t}', count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM public.\"{t}\" x"
+        for t in tables
+    )
+    result = {}
+    for line in psql(host, union).splitlines():
+        table, count, digest = line.split("|")
+        result[table] = (count, digest)
+    return result
+
+
+def archives(host) -> dict[str, str]:
+    """sha256 of every backup archive in the backup folder."""
+    out = host.run(f"cd {BACKUP_DIR} && sha256sum procurement_backup_*.tar.gz").stdout
+    return {line.split()[1]: line.split()[0] for line in out.splitlines()}
+
+
+def leftovers(host) -> list[str]:
+    return host.run(f"find {BACKUP_DIR} -maxdepth 1 -name '.*' ! -name . -printf '%f\\n'").stdout.split()
+
+
+def marker(host) -> str:
+    return host.file(f"{STATE}/last_success").content_string
+
+
+def metric(host, name: str) -> float:
+    for line in host.file(f"{TEXTFILE}/procurement_backup.prom").content_string.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the textfile")
+
+
+def wait_ready(host, timeout: int = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health/ready").stdout
+        if status == "200":
+            return
+        time.sleep(2)
+    raise AssertionError("the service did not report ready")
+
+
+def run_backup_unit(host):
+    return host.run("systemctl start procurement-backup.service")
+
+
+def journal_since(host, unit: str, since: float) -> str:
+    return host.check_output(f"journalctl -u {unit} --since @{int(since)} --no-pager -o cat")
+
+
+@pytest.fixture(scope="module")
+def seeded(host, secrets):
+    """Rows in most tables, written through the API as users would."""
+    from conftest import Api
+
+    api = Api(host)
+    admin = secrets["vault_app_admin_token"]
+    stamp = time.time()
+    buyer = api.ok("POST", "/users", admin, {"name": f"backup-buyer-{stamp}", "role": "buyer"})["token"]
+    requester = api.ok("POST", "/users", admin, {"name": f"backup-requester-{stamp}", "role": "requester"})["token"]
+    supplier = api.ok("POST", "/suppliers", buyer, {"name": f"Backup Co {stamp}", "category": "it", "contact": "b@x.io"})
+    item = api.ok("POST", "/items", buyer, {"sku": f"BK-{stamp}", "name": "Tape", "unit_cost": 12.5})
+    for quantity in (1, 2, 3):
+        api.ok(
+            "POST",
+            "/requests",
+            requester,
+            {"justification": "backup test", "lines": [{"item_id": item["id"], "quantity": quantity}]},
+        )
+    return supplier
+
+
+def test_jobs_are_scheduled_by_persistent_timers(host):
+    for timer in ("procurement-backup.timer", "procurement-restore-drill.timer", "procurement-app-backup.timer"):
+        assert host.service(timer).is_enabled, timer
+        assert host.service(timer).is_running, timer
+        assert host.check_output(f"systemctl show -P Persistent {timer}") == "yes"
+    script = host.file(SCRIPT)
+    assert script.mode == 0o755 and script.user == "root"
+    pgpass = host.file("/etc/procurement/backup.pgpass")
+    assert pgpass.mode == 0o600 and pgpass.user == "procurement_backup"
+    assert host.file("/etc/procurement/backup.conf").mode == 0o640
+
+
+def test_backup_unit_then_wipe_and_restore_playbook_brings_every_row_back(host, seeded):
+    before = fingerprints(host)
+    assert int(before["suppliers"][0]) > 0 and int(before["purchase_requests"][0]) >= 3
+    started = time.time()
+    assert run_backup_unit(host).rc == 0
+    latest = sorted(archives(host))[-1]
+    assert host.file(f"{BACKUP_DIR}/{latest}").mode == 0o640
+    assert f"wrote {BACKUP_DIR}/{latest}" in journal_since(host, "procurement-backup.service", started)
+    assert metric(host, "procurement_backup_last_run_success") == 1
+    assert metric(host, "procurement_backup_last_success_timestamp_seconds") >= int(started)
+    listing = host.check_output(f"tar -tzf {BACKUP_DIR}/{latest}").split()
+    assert "./procurement_db.sql" in listing and "./config/opt/procurement/.env" in listing
+
+    # Wipe: the database is dropped and created empty.
+    host.check_output("runuser -u postgres -- dropdb --force procurement_db")
+    host.check_output("runuser -u postgres -- createdb -O procurement_user procurement_db")
+
+    refused = deploy(str(PROJECT / "playbooks/restore.yml"), "--limit", host.backend.get_hostname())
+    assert refused.returncode != 0
+    assert "restore_confirm=yes" in " ".join((refused.stdout + refused.stderr).split())
+
+    result = deploy(
+        str(PROJECT / "playbooks/restore.yml"), "--limit", host.backend.get_hostname(), "-e", "restore_confirm=yes"
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"Restored {latest} at schema" in result.stdout
+    assert fingerprints(host) == before
+    wait_ready(host)
+
+
+def test_manual_backup_script_and_psql_restore_as_written(host, seeded, secrets):
+    before = fingerprints(host)
+    ran = host.run(SCRIPT)
+    assert ran.rc == 0, ran.stderr
+    latest = sorted(archives(host))[-1]
+    work = host.check_output("mktemp -d")
+    try:
+        host.check_output(f"tar -xzf {BACKUP_DIR}/{latest} -C {work}")
+        host.check_output("systemctl stop procurement.service")
+        host.check_output("runuser -u postgres -- dropdb --force procurement_db")
+        host.check_output("runuser -u postgres -- createdb -O procurement_user procurement_db")
+        assert psql(host, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+        password = shlex.quote(secrets["vault_db_password"])
+        restored = host.run(f"cd {work} && PGPASSWORD={password} {MANUAL_RESTORE}")
+        assert restored.rc == 0, restored.stderr
+        host.check_output("systemctl start procurement.service")
+    finally:
+        host.run(f"rm -rf {work}")
+    assert fingerprints(host) == before
+    wait_ready(host)
+
+
+@pytest.fixture()
+def aged_copies(host):
+    """Two copies of the newest archive: one just past the 7-day retention, one just inside it."""
+    latest = sorted(archives(host))[-1]
+    names = {"expired": "procurement_backup_20000101_000000.tar.gz", "kept": "procurement_backup_20000102_000000.tar.gz"}
+    ages = {"expired": "7 days ago 1 hour ago", "kept": "6 days ago 23 hours ago"}
+    for key, name in names.items():
+        host.check_output(
+            f"cp -p {BACKUP_DIR}/{latest} {BACKUP_DIR}/{name} && touch -d {shlex.quote(ages[key])} {BACKUP_DIR}/{name}"
+        )
+    yield names
+    host.run(f"rm -f {BACKUP_DIR}/{names['expired']} {BACKUP_DIR}/{names['kept']}")
+
+
+def fail_unwritable(host):
+    host.check_output(f"chmod 0550 {BACKUP_DIR}")
+    return lambda: host.check_output(f"chmod 0750 {BACKUP_DIR}")
+
+
+def fail_database_stopped(host):
+    host.check_output("systemctl stop postgresql")
+
+    def undo():
+        host.check_output("systemctl start postgresql")
+        wait_ready(host)
+
+    return undo
+
+
+def fail_disk_full(host):
+    """The backup folder on a small filesystem, its older archives on it, filled to the last block."""
+    keep = host.check_output("mktemp -d")
+    host.check_output(f"cp -p {BACKUP_DIR}/procurement_backup_*.tar.gz {keep}/")
+    size_kb = int(host.check_output(f"du -sk {keep} | cut -f1")) + 512
+    owner = host.check_output("id -u procurement_backup") + "," + "gid=" + host.check_output("id -g procurement_backup")
+    host.check_output(f"mount -t tmpfs -o size={size_kb}k,mode=0750,uid={owner} backup-full {BACKUP_DIR}")
+    host.check_output(f"cp -p {keep}/* {BACKUP_DIR}/")
+    host.run(f"dd if=/dev/zero of={BACKUP_DIR}/.filler bs=4k status=none")
+
+    def undo():
+        host.run(f"umount {BACKUP_DIR}")
+        host.run(f"rm -rf {keep}")
+
+    return undo
+
+
+@pytest.mark.parametrize("fault", [fail_unwritable, fail_database_stopped, fail_disk_full], ids=lambda f: f.__name__)
+def test_failed_backup_keeps_everything_and_says_why(host, seeded, aged_copies, fault):
+    before_marker = marker(host)
+    before_success = metric(host, "procurement_backup_last_success_timestamp_seconds")
+    started = time.time()
+    undo = fault(host)
+    try:
+        existing = archives(host)
+        assert aged_copies["expired"] in existing
+        ran = run_backup_unit(host)
+        after = archives(host)
+        left = [name for name in leftovers(host) if name != ".filler"]
+    finally:
+        undo()
+    assert ran.rc != 0
+    assert host.service("procurement-backup.service").is_running is False
+    assert "backup FAILED while trying to" in journal_since(host, "procurement-backup.service", started)
+    assert after == existing, "a failed run changed or deleted a backup"
+    assert left == [], f"partial files left behind: {left}"
+    assert marker(host) == before_marker
+    assert metric(host, "procurement_backup_last_run_success") == 0
+    assert metric(host, "procurement_backup_last_success_timestamp_seconds") == before_success
+    # The older backups still restore.
+    assert host.run(f"gzip -t {BACKUP_DIR}/{sorted(after)[-1]}").rc == 0
+
+
+def test_successful_backup_applies_the_7_day_retention(host, seeded, aged_copies):
+    assert run_backup_unit(host).rc == 0
+    names = archives(host)
+    assert aged_copies["expired"] not in names
+    assert aged_copies["kept"] in names
+    today = dt.datetime.now().strftime("%Y%m%d")
+    assert any(name.startswith(f"procurement_backup_{today}") for name in names)
+
+
+def test_restore_drill_passes_and_detects_a_corrupted_archive(host, seeded):
+    assert run_backup_unit(host).rc == 0
+    assert host.run("systemctl start procurement-restore-drill.service").rc == 0
+    drill = host.file(f"{TEXTFILE}/procurement_restore_drill.prom").content_string
+    assert "procurement_restore_drill_last_success 1" in drill
+
+    latest = sorted(archives(host))[-1]
+    corrupt = f"{BACKUP_DIR}/procurement_backup_99991231_235959.tar.gz"
+    size = int(host.check_output(f"stat -c %s {BACKUP_DIR}/{latest}"))
+    host.check_output(
+        f"head -c {size // 2} {BACKUP_DIR}/{latest} > {corrupt} && chown procurement_backup: {corrupt} && chmod 0640 {corrupt}"
+    )
+    started = time.time()
+    try:
+        assert host.run("systemctl start procurement-restore-drill.service").rc != 0
+        drill = host.file(f"{TEXTFILE}/procurement_restore_drill.prom").content_string
+        assert "procurement_restore_drill_last_success 0" in drill
+        assert "restore drill FAILED" in journal_since(host, "procurement-restore-drill.service", started)
+    finally:
+        host.run(f"rm -f {corrupt}")
+    assert host.run("systemctl start procurement-restore-drill.service").rc == 0
+
+
+def test_app_backup_archives_the_application_folder_for_the_manuals_restore(host):
+    assert host.run("systemctl start procurement-app-backup.service").rc == 0
+    name = f"/backup/procurement_app_{dt.datetime.now().strftime('%Y%m%d')}.tar.gz"
+    listing = host.check_output(f"tar -tzf {name}").split()
+    # Relative paths: `tar -xzf ... -C /opt/procurement` puts them back in place.
+    assert "./.env" in listing and "./current" in listing
+
+
+MIGRATION_0007 = '''"""Notes on suppliers (an additive change, for upgrade tests).
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "supplier_notes",
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        sa.Column("supplier_id", sa.BigInteger, sa.ForeignKey("suppliers.id"), nullable=False),
+        sa.Column("note", sa.Text, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("supplier_notes")
+'''
+
+
+def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, tmp_path_factory):
+    name = host.backend.get_hostname()
+    base = host.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
+    tree = release_tree(tmp_path_factory.mktemp("upgrade"), base + ".post7")
+    (tree / "src/procurement/migrations/versions/0007_supplier_notes.py").write_text(MIGRATION_0007)
+    before = fingerprints(host)
+
+    result = deploy(str(PROJECT / "playbooks/upgrade.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert host.check_output("readlink /opt/procurement/current").endswith(base + ".post7")
+    assert psql(host, "SELECT version_num FROM alembic_version") == "0007"
+    assert host.file(f"{STATE}/pre_upgrade").exists
+    wait_ready(host)
+    upgraded = fingerprints(host)
+    assert {t: v for t, v in upgraded.items() if t not in ("alembic_version", "supplier_notes")} == {
+        t: v for t, v in before.items() if t != "alembic_version"
+    }
+
+    result = deploy(str(PROJECT / "playbooks/rollback.yml"), "--limit", name)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert host.check_output("readlink /opt/procurement/current").endswith("/" + base)
+    assert psql(host, "SELECT version_num FROM alembic_version") == "0006"
+    wait_ready(host)
+    assert fingerprints(host) == before
