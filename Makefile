@@ -17,7 +17,7 @@ ROLE_SCENARIOS ?= base postgresql redis nginx firewall
 STACK_SCENARIOS ?= stack monitoring
 SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 2
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus sslscan
 
 .PHONY: help
 help: ## List the targets
@@ -88,6 +88,14 @@ test-app: ## The procurement app's own tests (real PostgreSQL and Redis)
 test-repo: venv ## Repository checks: inventory precedence, role rendering for Ubuntu/EL from recorded facts
 	pytest -q -p no:cacheprovider tests
 
+.PHONY: audit-deps
+audit-deps: venv ## pip-audit over app/requirements.lock: fails on a known vulnerability with a fix, or a pin left unaudited
+	python scripts/audit_deps.py
+
+.PHONY: audit
+audit: venv ## Measure the deployed sandbox's security baseline (AUDIT_ARGS="--host ..." for another target)
+	python scripts/audit.py $(AUDIT_ARGS)
+
 .PHONY: app-dist
 app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist PYTHON_VERSION=3.11
 	$(MAKE) -C app dist PYTHON_VERSION=$(PYTHON_VERSION)
@@ -100,7 +108,7 @@ molecule-%: venv docker images ## Run one Molecule scenario, e.g. make molecule-
 	molecule test -s $*
 
 .PHONY: test
-test: setup lint test-repo test-app molecule ## Set up and run every check
+test: setup lint test-repo audit-deps test-app molecule ## Set up and run every check
 	@echo "make test: all checks passed"
 
 .PHONY: clean
