@@ -286,3 +286,60 @@ def test_os_variables_file_exists_for_platform(role, platform):
         names = [environment.from_string(name).render(context) for name in candidates]
         existing = [name for name in names if (role / "vars" / Path(name).name).is_file()]
         assert existing, f"{role.name}: none of {names} exists in vars/ for {platform}"
+
+
+@pytest.mark.parametrize(
+    ("platform", "first_kex"),
+    [
+        ("debian12", "sntrup761x25519-sha512@openssh.com"),
+        ("debian13", "mlkem768x25519-sha256"),
+        ("ubuntu2004", "curve25519-sha256"),
+        ("ubuntu2204", "sntrup761x25519-sha512@openssh.com"),
+        ("ubuntu2404", "sntrup761x25519-sha512@openssh.com"),
+        ("rhel8", "curve25519-sha256"),
+        ("rocky9", "sntrup761x25519-sha512@openssh.com"),
+    ],
+)
+def test_hardening_sshd_config_offers_only_what_the_release_knows(rendered, platform, first_kex):
+    texts = rendered["texts"][f"render-{platform}"].get("hardening/templates/sshd_config.j2")
+    assert texts, f"hardening/templates/sshd_config.j2 did not render for {platform}"
+    settings = dict(line.split(" ", 1) for line in texts[0].splitlines() if line and not line.startswith("#"))
+    assert settings["KexAlgorithms"].split(",")[0] == first_kex
+    assert settings["PermitRootLogin"] == "no"
+    assert settings["PasswordAuthentication"] == "no"
+    assert settings["AuthenticationMethods"] == "publickey"
+    assert settings["AllowGroups"] == "ssh-users"
+    assert "cbc" not in settings["Ciphers"]
+    # Drop-ins come last, so cloud-init's cannot turn password login back on.
+    assert texts[0].rstrip().endswith("Include /etc/ssh/sshd_config.d/*.conf")
+
+
+@pytest.mark.parametrize(
+    ("platform", "origin"),
+    [
+        ("debian12", "origin=Debian,codename=${distro_codename}-security,label=Debian-Security"),
+        ("ubuntu2004", "origin=Ubuntu,archive=${distro_codename}-security,label=Ubuntu"),
+        ("ubuntu2404", "origin=Ubuntu,archive=${distro_codename}-security,label=Ubuntu"),
+    ],
+)
+def test_hardening_unattended_upgrades_take_security_updates_only(rendered, platform, origin):
+    texts = rendered["texts"][f"render-{platform}"].get("hardening/templates/52procurement-unattended-upgrades.j2")
+    assert texts, f"52procurement-unattended-upgrades.j2 did not render for {platform}"
+    text = texts[0]
+    assert text.startswith("//")
+    assert "#clear Unattended-Upgrade::Origins-Pattern;" in text
+    assert f'"{origin}";' in text
+    patterns = re.findall(r'^\s+"(origin=[^"]+)";', text, re.M)
+    assert patterns and all("security" in p.lower() for p in patterns), patterns
+
+
+@pytest.mark.parametrize("platform", ["rhel8", "rocky9"])
+def test_hardening_uses_dnf_automatic_on_el(platform):
+    facts = FACTS[platform]
+    family = yaml.safe_load((REPO / "roles/hardening/vars" / f"{facts['ansible_os_family']}.yml").read_text())
+    assert family["__hardening_auto_updates_tool"] == "dnf-automatic"
+    assert (REPO / "roles/hardening/tasks/updates-dnf-automatic.yml").is_file()
+    release = REPO / "roles/hardening/vars" / f"RedHat-{facts['ansible_distribution_major_version']}.yml"
+    # EL 8 passes crypto-policy algorithms on sshd's command line; the role opts out there only.
+    optout = (yaml.safe_load(release.read_text()) or {}).get("__hardening_ssh_crypto_policy_optout", False)
+    assert optout == (facts["ansible_distribution_major_version"] == "8")
