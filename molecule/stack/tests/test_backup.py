@@ -96,7 +96,7 @@ def seeded(host, secrets):
             "POST",
             "/requests",
             requester,
-            {"justification": "backup test", "lines": [{"item_id": item["id"], "quantity": quantity}]},
+            {"justification": "backup test", "lines": [{"item_id": item["id"], "quantity": quantity, "estimated_unit_price": 12.5}]},
         )
     return supplier
 

@@ -143,18 +143,21 @@ mkdir -p -- "$CONTENT/config"
 
 STEP="dump the database $DB_NAME"
 # --clean --if-exists: the manual's `psql ... < procurement_db.sql` works
-# on an empty database and on the live one alike.
-pg_dump --no-password --clean --if-exists --file "$CONTENT/procurement_db.sql"
+# on an empty database and on the live one alike. The rows of each table
+# are counted from the COPY sections as the dump streams to disk; the
+# archive is synced at the end, so the dump itself skips its fsync.
+pg_dump --no-password --clean --if-exists --no-sync |
+    tee "$CONTENT/procurement_db.sql" |
+    awk '
+        /^COPY [^ ]+ / { table = $2; sub(/^public\./, "", table); rows = 0; copying = 1; next }
+        copying && $0 == "\\." { print table, rows; copying = 0; next }
+        copying { rows++ }
+    ' >"$WORK/rows"
 if [[ $CUSTOM_DUMP == true ]]; then
-    pg_dump --no-password --format=custom --file "$CONTENT/procurement_db.dump"
+    pg_dump --no-password --format=custom --no-sync --file "$CONTENT/procurement_db.dump"
 fi
 
 STEP="check that the dump holds every table"
-awk '
-    /^COPY [^ ]+ / { table = $2; sub(/^public\./, "", table); rows = 0; copying = 1; next }
-    copying && $0 == "\\." { print table, rows; copying = 0; next }
-    copying { rows++ }
-' "$CONTENT/procurement_db.sql" >"$WORK/rows"
 for table in "${TABLES[@]}"; do
     grep -q "^$table " "$WORK/rows" || fail "the dump has no data section for table $table"
 done
@@ -180,11 +183,13 @@ STEP="write the manifest"
 } >"$CONTENT/manifest.txt"
 
 STEP="pack the archive"
-if command -v pigz >/dev/null; then COMPRESS=(pigz -c); else COMPRESS=(gzip -c); fi
+LEVEL=${COMPRESS_LEVEL:-1}
+if command -v pigz >/dev/null; then COMPRESS=(pigz -c "-$LEVEL"); else COMPRESS=(gzip -c "-$LEVEL"); fi
 tar -C "$CONTENT" -cf - . | "${COMPRESS[@]}" >"$PARTIAL"
 
 STEP="check the archive"
-gzip -dc "$PARTIAL" | tar -tf - >"$WORK/listing"
+if command -v pigz >/dev/null; then UNPACK=(pigz -dc); else UNPACK=(gzip -dc); fi
+"${UNPACK[@]}" -- "$PARTIAL" | tar -tf - >"$WORK/listing"
 grep -qx './procurement_db.sql' "$WORK/listing" || fail "procurement_db.sql is missing from the archive"
 grep -qx './manifest.txt' "$WORK/listing" || fail "manifest.txt is missing from the archive"
 sync -- "$PARTIAL"
