@@ -8,15 +8,24 @@ from __future__ import annotations
 import os
 import shutil
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
 
-# .env first, so PROMETHEUS_MULTIPROC_DIR is in os.environ before any worker
-# imports prometheus_client (which reads it at import time).
-load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+_ENV_FILE = os.path.join(os.getcwd(), ".env")
 
-from procurement.config_manager import ConfigManager  # noqa: E402
+# Only PROMETHEUS_MULTIPROC_DIR goes into the master's environment, before
+# any worker imports prometheus_client (which reads it at import time). The
+# rest of .env is read, not exported: workers inherit the master's
+# environment, which outlives a reload (HUP), and an exported value would win
+# over a changed .env, such as a rotated password, until a full restart.
+_multiproc_dir = (
+    dotenv_values(_ENV_FILE).get("PROMETHEUS_MULTIPROC_DIR") if os.path.isfile(_ENV_FILE) else None
+)
+if _multiproc_dir and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _multiproc_dir
 
-_cfg = ConfigManager(env_file=None)
+from procurement.config_manager import ConfigManager  # noqa: E402 - after PROMETHEUS_MULTIPROC_DIR is set
+
+_cfg = ConfigManager(env_file=_ENV_FILE)
 
 bind = _cfg.bind
 workers = _cfg.workers
