@@ -89,14 +89,19 @@ def seeded(host, secrets):
     stamp = time.time()
     buyer = api.ok("POST", "/users", admin, {"name": f"backup-buyer-{stamp}", "role": "buyer"})["token"]
     requester = api.ok("POST", "/users", admin, {"name": f"backup-requester-{stamp}", "role": "requester"})["token"]
-    supplier = api.ok("POST", "/suppliers", buyer, {"name": f"Backup Co {stamp}", "category": "it", "contact": "b@x.io"})
+    supplier = api.ok(
+        "POST", "/suppliers", buyer, {"name": f"Backup Co {stamp}", "category": "it", "contact": "b@x.io"}
+    )
     item = api.ok("POST", "/items", buyer, {"sku": f"BK-{stamp}", "name": "Tape", "unit_cost": 12.5})
     for quantity in (1, 2, 3):
         api.ok(
             "POST",
             "/requests",
             requester,
-            {"justification": "backup test", "lines": [{"item_id": item["id"], "quantity": quantity, "estimated_unit_price": 12.5}]},
+            {
+                "justification": "backup test",
+                "lines": [{"item_id": item["id"], "quantity": quantity, "estimated_unit_price": 12.5}],
+            },
         )
     return supplier
 
@@ -169,7 +174,10 @@ def test_manual_backup_script_and_psql_restore_as_written(host, seeded, secrets)
 def aged_copies(host):
     """Two copies of the newest archive: one just past the 7-day retention, one just inside it."""
     latest = sorted(archives(host))[-1]
-    names = {"expired": "procurement_backup_20000101_000000.tar.gz", "kept": "procurement_backup_20000102_000000.tar.gz"}
+    names = {
+        "expired": "procurement_backup_20000101_000000.tar.gz",
+        "kept": "procurement_backup_20000102_000000.tar.gz",
+    }
     ages = {"expired": "7 days ago 1 hour ago", "kept": "6 days ago 23 hours ago"}
     for key, name in names.items():
         host.check_output(
@@ -330,3 +338,20 @@ def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, tmp_p
     assert psql(host, "SELECT version_num FROM alembic_version") == "0006"
     wait_ready(host)
     assert fingerprints(host) == before
+
+
+def test_each_backup_is_copied_off_the_host_by_a_key_that_can_do_nothing_else(host, peer):
+    assert run_backup_unit(host).rc == 0
+    latest = sorted(archives(host))[-1]
+    me = host.backend.get_hostname()
+    copy = peer.file(f"{BACKUP_DIR}/offsite/{me}/{latest}")
+    assert copy.exists, f"{latest} was not copied to {peer.backend.get_hostname()}"
+    assert copy.mode == 0o640
+    assert peer.check_output(f"sha256sum {copy.path}").split()[0] == archives(host)[latest]
+    # The key runs rrsync only: a command of one's own is refused.
+    address = peer.interface("eth0").addresses[0]
+    shell = host.run(
+        f"runuser -u procurement_backup -- ssh -o BatchMode=yes -i {STATE}/.ssh/id_ed25519 "
+        f"procurement_backup@{address} id"
+    )
+    assert "uid=" not in shell.stdout
