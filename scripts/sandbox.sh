@@ -54,6 +54,9 @@ bootstrap_access() {
     chmod 0600 /home/deploy/.ssh/authorized_keys
     echo "deploy ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/deploy
     chmod 0440 /etc/sudoers.d/deploy
+    # A provisioned server has a package index; the image ships none, and its
+    # empty lists directory is young enough for apt to call the cache valid.
+    ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -qq
   ' <"${generated}/id_ed25519.pub"
   for _ in $(seq 30); do
     if ssh -q -i "${generated}/id_ed25519" -p "${ssh_port}" -o BatchMode=yes \
