@@ -355,3 +355,24 @@ def test_each_backup_is_copied_off_the_host_by_a_key_that_can_do_nothing_else(ho
         f"procurement_backup@{address} id"
     )
     assert "uid=" not in shell.stdout
+
+
+def test_rollback_can_restore_the_pre_upgrade_backup_instead(host, seeded, tmp_path_factory):
+    name = host.backend.get_hostname()
+    base = host.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
+    tree = release_tree(tmp_path_factory.mktemp("upgrade-again"), base + ".post7")
+    (tree / "src/procurement/migrations/versions/0007_supplier_notes.py").write_text(MIGRATION_0007)
+    before = fingerprints(host)
+
+    result = deploy(str(PROJECT / "playbooks/upgrade.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert psql(host, "SELECT version_num FROM alembic_version") == "0007"
+    psql(host, f"INSERT INTO supplier_notes (supplier_id, note) VALUES ({seeded['id']}, 'written after the upgrade')")
+
+    result = deploy(str(PROJECT / "playbooks/rollback.yml"), "--limit", name, "-e", "rollback_restore_db=true")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert host.check_output("readlink /opt/procurement/current").endswith("/" + base)
+    # The database is the pre-upgrade backup: schema 0006, every earlier row, no note table.
+    assert psql(host, "SELECT version_num FROM alembic_version") == "0006"
+    wait_ready(host)
+    assert fingerprints(host) == before
