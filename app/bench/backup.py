@@ -23,13 +23,15 @@ from pathlib import Path
 
 os.environ.setdefault("BENCH_ORDERS", "1000000")
 
-import psycopg  # noqa: E402
-from run import ORDERS, seed  # noqa: E402
-from servers import PG_DB, PG_PASSWORD, PG_USER, PostgresServer  # noqa: E402
+import psycopg
+from run import ORDERS, seed
+
+from servers import PG_DB, PG_PASSWORD, PG_USER, PostgresServer
 
 SCRIPT = Path(__file__).resolve().parents[2] / "roles/backup/files/backup_procurement.sh"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 GOAL_RATIO = 1.5
+PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
 
 
 def timed(args: list[str], **kwargs) -> float:
@@ -48,7 +50,9 @@ def main() -> None:
 
 
 def run(pg: PostgresServer, work: Path) -> None:
-    seconds = seed(pg, {"admin": "bench-admin-" + "a" * 30, "requester": "bench-requester-" + "r" * 30})
+    seconds = seed(
+        pg, {"admin": "bench-admin-" + "a" * 30, "requester": "bench-requester-" + "r" * 30}
+    )
     dsn = pg.url().replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         lines = conn.execute("SELECT count(*) FROM purchase_order_lines").fetchone()[0]
@@ -84,11 +88,12 @@ def run(pg: PostgresServer, work: Path) -> None:
         extract = work / f"extract_{round_no}"
         extract.mkdir()
         started = time.monotonic()
-        subprocess.run(["tar", "-xzf", str(archive), "-C", str(extract), "./procurement_db.sql"], check=True)
+        subprocess.run(
+            ["tar", "-xzf", str(archive), "-C", str(extract), "./procurement_db.sql"], check=True
+        )
         with open(extract / "procurement_db.sql", "rb") as dump:
             subprocess.run(
-                ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port)]
-                + ["-U", PG_USER, "-d", target],
+                [*PSQL, "-h", "127.0.0.1", "-p", str(pg.port), "-U", PG_USER, "-d", target],
                 stdin=dump,
                 stdout=subprocess.DEVNULL,
                 check=True,
