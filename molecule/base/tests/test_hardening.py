@@ -238,3 +238,16 @@ def test_unattended_upgrade_dry_run_uses_the_security_origins(host):
 @pytest.mark.parametrize("timer", ["apt-daily.timer", "apt-daily-upgrade.timer"])
 def test_package_timers_are_enabled(host, timer):
     assert host.service(timer).is_enabled
+
+
+def test_fail2ban_when_enabled_watches_sshd(host):
+    # Off by default; switched on here for this host only, then checked live.
+    result, output = converge(
+        host, "--tags", "hardening_fail2ban", "-e", json.dumps({"hardening_fail2ban_enabled": True})
+    )
+    assert result.returncode == 0, output[-3000:]
+    status = host.run("fail2ban-client status sshd")
+    assert status.rc == 0, status.stderr
+    assert "Currently banned" in status.stdout
+    jail = host.check_output("fail2ban-client get sshd maxretry")
+    assert jail.strip() == "5"

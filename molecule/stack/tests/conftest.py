@@ -14,8 +14,20 @@ import testinfra
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 VAULT = PROJECT / "inventory/sandbox/group_vars/all/vault.yml"
 VAULT_PASSWORD = PROJECT / "inventory/sandbox/vault-password.txt"
-# procurement_server_name of the scenario (group_vars/all/stack.yml).
-SERVER_NAME = "procurement.stack.test"
+# procurement_server_name of the scenario (group_vars/all/stack.yml). The
+# tests can target another deployed host, such as the sandbox:
+#   PROCUREMENT_SERVER_NAME=procurement.sandbox.test PROCUREMENT_INVENTORY=inventory/sandbox \
+#   ANSIBLE_VAULT_PASSWORD_FILE=inventory/sandbox/vault-password.txt \
+#   pytest --hosts=ansible://sandbox-aio --ansible-inventory=inventory/sandbox --force-ansible --sudo molecule/stack/tests/...
+SERVER_NAME = os.environ.get("PROCUREMENT_SERVER_NAME", "procurement.stack.test")
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or str(PROJECT / os.environ.get("PROCUREMENT_INVENTORY", ""))
+# Where the controller reaches each host's HTTPS (published ports), the
+# Docker network a client outside the host joins, and the host's name there.
+TARGETS = {
+    "stack-debian12": {"https_port": 9443, "network": "molecule-stack", "address": "stack-debian12"},
+    "stack-debian13": {"https_port": 9444, "network": "molecule-stack", "address": "stack-debian13"},
+    "sandbox-aio": {"https_port": 8443, "network": "procurement-sandbox", "address": "procurement-sandbox-aio"},
+}
 
 
 def vault_values() -> dict:
