@@ -146,7 +146,15 @@ def on_host(args, command: str) -> str:
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_NOCOLOR": "1",
     }
-    argv = [shutil.which("ansible") or "ansible", args.host, "-i", args.inventory, "-b", "-m", "ansible.builtin.shell"]
+    argv = [
+        shutil.which("ansible") or str(Path(sys.executable).parent / "ansible"),
+        args.host,
+        "-i",
+        args.inventory,
+        "-b",
+        "-m",
+        "ansible.builtin.shell",
+    ]
     argv += ["-a", command]
     if args.vault_password_file and Path(args.vault_password_file).is_file():
         argv += ["--vault-password-file", args.vault_password_file]
