@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
+import subprocess
 import time
 
 import pytest
 from conftest import PROJECT
-from test_zero_downtime_deploys import deploy, release_tree
+from test_zero_downtime_deploys import deploy, release_tree, target_python
 
 BACKUP_DIR = "/backup/procurement"
 STATE = "/var/lib/procurement-backup"
@@ -314,11 +315,30 @@ def downgrade() -> None:
 '''
 
 
-def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, tmp_path_factory):
+@pytest.fixture(scope="module")
+def base_release(host):
+    return host.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def next_release(host, base_release, tmp_path_factory):
+    """The next release: the same code plus migration 0007, its artifact built once."""
+    tree = tmp_path_factory.mktemp("upgrade")
+    release = release_tree(tree, base_release + ".post7")
+    (release / "src/procurement/migrations/versions/0007_supplier_notes.py").write_text(MIGRATION_0007)
+    subprocess.run(
+        [str(release / "tools/build-dist.sh"), target_python(host), str(PROJECT / "app/.venv/bin/python")],
+        cwd=release,
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return release
+
+
+def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, base_release, next_release):
     name = host.backend.get_hostname()
-    base = host.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
-    tree = release_tree(tmp_path_factory.mktemp("upgrade"), base + ".post7")
-    (tree / "src/procurement/migrations/versions/0007_supplier_notes.py").write_text(MIGRATION_0007)
+    base, tree = base_release, next_release
     before = fingerprints(host)
 
     result = deploy(str(PROJECT / "playbooks/upgrade.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
@@ -344,7 +364,7 @@ def test_each_backup_is_copied_off_the_host_by_a_key_that_can_do_nothing_else(ho
     assert run_backup_unit(host).rc == 0
     latest = sorted(archives(host))[-1]
     me = host.backend.get_hostname()
-    copy = peer.file(f"{BACKUP_DIR}/offsite/{me}/{latest}")
+    copy = peer.file(f"/backup/offsite/{me}/{latest}")
     assert copy.exists, f"{latest} was not copied to {peer.backend.get_hostname()}"
     assert copy.mode == 0o640
     assert peer.check_output(f"sha256sum {copy.path}").split()[0] == archives(host)[latest]
@@ -357,11 +377,9 @@ def test_each_backup_is_copied_off_the_host_by_a_key_that_can_do_nothing_else(ho
     assert "uid=" not in shell.stdout
 
 
-def test_rollback_can_restore_the_pre_upgrade_backup_instead(host, seeded, tmp_path_factory):
+def test_rollback_can_restore_the_pre_upgrade_backup_instead(host, seeded, base_release, next_release):
     name = host.backend.get_hostname()
-    base = host.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
-    tree = release_tree(tmp_path_factory.mktemp("upgrade-again"), base + ".post7")
-    (tree / "src/procurement/migrations/versions/0007_supplier_notes.py").write_text(MIGRATION_0007)
+    base, tree = base_release, next_release
     before = fingerprints(host)
 
     result = deploy(str(PROJECT / "playbooks/upgrade.yml"), "--limit", name, "-e", f"app_source_dir={tree}")

@@ -212,6 +212,11 @@ mv -f -- "$STATE_DIR/.last_success" "$STATE_DIR/last_success"
 STEP="apply the retention of $RETENTION_DAYS days"
 find "$BACKUP_DIR" -maxdepth 1 -type f -name 'procurement_backup_*.tar.gz' \
     -mmin +$((RETENTION_DAYS * 1440)) -printf 'backup: removed %p (older than the retention)\n' -delete
+# Copies other hosts sent here age out the same way.
+if [[ -n ${OFFSITE_DIR:-} && -d $OFFSITE_DIR ]]; then
+    find "$OFFSITE_DIR" -mindepth 2 -maxdepth 2 -type f -name 'procurement_backup_*.tar.gz' \
+        -mmin +$((RETENTION_DAYS * 1440)) -printf 'backup: removed %p (older than the retention)\n' -delete
+fi
 
 write_metrics 1
 KEPT=1
