@@ -163,13 +163,15 @@ def test_database_outage_fires_database_down_and_high_error_rate_then_resolves(h
     host.check_output("systemctl stop postgresql")
     stopped = time.monotonic()
     try:
-        # Real 5xx through nginx: readiness answers 503 without its database.
+        # Real 5xx through nginx: readiness answers 503 without its database
+        # (after a few, nginx takes the back end out for a while and answers 502).
         statuses = host.check_output(
             "for i in $(seq 40); do curl -sk -o /dev/null -w '%{http_code}\\n' "
             "--resolve procurement.monitoring.test:443:127.0.0.1 https://procurement.monitoring.test/health/ready; "
             "sleep 0.5; done"
         ).split()
-        assert statuses.count("503") == 40, statuses
+        assert all(status.startswith("5") for status in statuses), statuses
+        assert "503" in statuses, statuses
 
         down = wait_for(
             lambda: receiver.alerts("DatabaseDown", "firing", since),
@@ -181,8 +183,18 @@ def test_database_outage_fires_database_down_and_high_error_rate_then_resolves(h
         assert down[0]["labels"]["job"] == "postgresql"
         assert down[0]["annotations"] == {"summary": "数据库不可用", "description": "PostgreSQL服务异常"}
 
+        # The 5m rate keeps HighErrorRate firing for minutes after an earlier
+        # run of this test; Alertmanager then sent its message already (and
+        # repeats it only hourly), so any message of this firing counts.
+        firing = wait_for(
+            lambda: prometheus.alerts("HighErrorRate"), timeout=ALERT_DEADLINE, what="HighErrorRate firing"
+        )
         errors = wait_for(
-            lambda: receiver.alerts("HighErrorRate", "firing", since),
+            lambda: [
+                alert
+                for alert in receiver.alerts("HighErrorRate", "firing")
+                if alert["startsAt"][:19] >= firing[0]["activeAt"][:19]
+            ],
             timeout=ALERT_DEADLINE,
             what="HighErrorRate at the webhook",
         )
