@@ -105,9 +105,21 @@ def test_database_port_opens_only_to_the_app_nodes_of_the_inventory():
     assert all(rule["port"] not in (80, 443) for rule in rules)
 
 
-def test_a_web_host_opens_only_http_and_https():
+def test_a_web_host_opens_only_http_and_https_to_everyone():
     rules = resolved("production.example", "web1.example.com", "firewall_rules")
-    assert sorted(rule["port"] for rule in rules) == [80, 443]
+    assert sorted(rule["port"] for rule in rules if not rule.get("sources")) == [80, 443]
+    # node_exporter and the nginx exporter, for the monitoring host only.
+    restricted = {rule["port"]: rule["sources"] for rule in rules if rule.get("sources")}
+    assert restricted == {9100: ["ops1.example.com"], 9113: ["ops1.example.com"]}
+
+
+def test_monitoring_host_scrapes_every_host_on_its_private_address():
+    jobs = resolved("production.example", "ops1.example.com", "prometheus_scrape_jobs")
+    targets = {job["job_name"]: [c["targets"][0] for c in job["static_configs"]] for job in jobs}
+    assert targets["postgresql"] == ["db1.example.com:9187"]
+    assert "web1.example.com:9113" in targets["nginx"]
+    assert sorted(targets["procurement"]) == ["app1.example.com:8000", "app2.example.com:8000"]
+    assert "ops1.example.com:9100" not in targets["node"] and "127.0.0.1:9100" in targets["node"]
 
 
 def test_an_all_in_one_host_opens_no_internal_port():
