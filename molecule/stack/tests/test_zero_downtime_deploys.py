@@ -19,8 +19,17 @@ PORTS = {"stack-debian12": 9443, "stack-debian13": 9444}
 POLL_INTERVAL = 0.1  # ten requests a second, bounded by the deploy's duration
 
 
-def release_tree(tmp_path: Path, version: str, broken: bool = False) -> Path:
-    """A copy of the app's source tree carrying another version number."""
+def target_python(host) -> str:
+    return host.check_output("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+
+
+def release_tree(tmp_path: Path, version: str, broken: bool = False, python: str = "") -> Path:
+    """A copy of the app's source tree carrying another version number.
+
+    With ``python`` (the host's X.Y) its release artifact is built at once
+    with the project's own app virtualenv, so that the deploy finds it and
+    does not create a fresh virtualenv in the copy to build it.
+    """
     tree = tmp_path / f"app-{version}"
     shutil.copytree(
         PROJECT / "app", tree, ignore=shutil.ignore_patterns(".venv", "dist", "build", "*.egg-info", "__pycache__")
@@ -36,6 +45,15 @@ def release_tree(tmp_path: Path, version: str, broken: bool = False) -> Path:
         source = checker.read_text()
         source = re.sub(r"(?m)^(def ready[^\n]*:\n)", r"\1    _broken()\n", source, count=1)
         checker.write_text(source)
+    builder = PROJECT / "app/.venv/bin/python"
+    if python and builder.exists():
+        subprocess.run(
+            [str(tree / "tools/build-dist.sh"), python, str(builder)],
+            cwd=tree,
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
     return tree
 
 
@@ -104,7 +122,7 @@ def test_new_release_under_steady_traffic_fails_no_request_and_rolls_back(
     host, secrets, tmp_path_factory, base_version
 ):
     name = host.backend.get_hostname()
-    tree = release_tree(tmp_path_factory.mktemp("next"), base_version + ".post1")
+    tree = release_tree(tmp_path_factory.mktemp("next"), base_version + ".post1", python=target_python(host))
     poller = Poller(PORTS[name], secrets["vault_app_admin_token"])
     rows_before = row_count(host)
     poller.start()
@@ -128,7 +146,9 @@ def test_new_release_under_steady_traffic_fails_no_request_and_rolls_back(
 
 def test_broken_release_is_switched_back_and_the_old_one_keeps_serving(host, secrets, tmp_path_factory, base_version):
     name = host.backend.get_hostname()
-    tree = release_tree(tmp_path_factory.mktemp("broken"), base_version + ".post2", broken=True)
+    tree = release_tree(
+        tmp_path_factory.mktemp("broken"), base_version + ".post2", broken=True, python=target_python(host)
+    )
     rows_before = row_count(host)
     result = deploy(
         str(PROJECT / "playbooks/deploy.yml"),
