@@ -72,6 +72,18 @@ def wait_ready(host, timeout: int = 90) -> None:
     raise AssertionError("the service did not report ready")
 
 
+def run_playbook(host, playbook: str, *extra: str):
+    result = deploy(str(PROJECT / "playbooks" / playbook), "--limit", host.backend.get_hostname(), *extra)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result
+
+
+def upgrade_to(host, tree) -> None:
+    """The manual's upgrade to the release in ``tree``, which adds migration 0007."""
+    run_playbook(host, "upgrade.yml", "-e", f"app_source_dir={tree}")
+    assert psql(host, "SELECT version_num FROM alembic_version") == "0007"
+
+
 def run_backup_unit(host):
     return host.run("systemctl start procurement-backup.service")
 
@@ -140,10 +152,7 @@ def test_backup_unit_then_wipe_and_restore_playbook_brings_every_row_back(host, 
     assert refused.returncode != 0
     assert "restore_confirm=yes" in " ".join((refused.stdout + refused.stderr).split())
 
-    result = deploy(
-        str(PROJECT / "playbooks/restore.yml"), "--limit", host.backend.get_hostname(), "-e", "restore_confirm=yes"
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    result = run_playbook(host, "restore.yml", "-e", "restore_confirm=yes")
     assert f"Restored {latest} at schema" in result.stdout
     assert fingerprints(host) == before
     wait_ready(host)
@@ -337,14 +346,11 @@ def next_release(host, base_release, tmp_path_factory):
 
 
 def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, base_release, next_release):
-    name = host.backend.get_hostname()
     base, tree = base_release, next_release
     before = fingerprints(host)
 
-    result = deploy(str(PROJECT / "playbooks/upgrade.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    upgrade_to(host, tree)
     assert host.check_output("readlink /opt/procurement/current").endswith(base + ".post7")
-    assert psql(host, "SELECT version_num FROM alembic_version") == "0007"
     assert host.file(f"{STATE}/pre_upgrade").exists
     wait_ready(host)
     upgraded = fingerprints(host)
@@ -352,8 +358,7 @@ def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, base_
         t: v for t, v in before.items() if t != "alembic_version"
     }
 
-    result = deploy(str(PROJECT / "playbooks/rollback.yml"), "--limit", name)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    run_playbook(host, "rollback.yml")
     assert host.check_output("readlink /opt/procurement/current").endswith("/" + base)
     assert psql(host, "SELECT version_num FROM alembic_version") == "0006"
     wait_ready(host)
@@ -378,17 +383,13 @@ def test_each_backup_is_copied_off_the_host_by_a_key_that_can_do_nothing_else(ho
 
 
 def test_rollback_can_restore_the_pre_upgrade_backup_instead(host, seeded, base_release, next_release):
-    name = host.backend.get_hostname()
     base, tree = base_release, next_release
     before = fingerprints(host)
 
-    result = deploy(str(PROJECT / "playbooks/upgrade.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert psql(host, "SELECT version_num FROM alembic_version") == "0007"
+    upgrade_to(host, tree)
     psql(host, f"INSERT INTO supplier_notes (supplier_id, note) VALUES ({seeded['id']}, 'written after the upgrade')")
 
-    result = deploy(str(PROJECT / "playbooks/rollback.yml"), "--limit", name, "-e", "rollback_restore_db=true")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    run_playbook(host, "rollback.yml", "-e", "rollback_restore_db=true")
     assert host.check_output("readlink /opt/procurement/current").endswith("/" + base)
     # The database is the pre-upgrade backup: schema 0006, every earlier row, no note table.
     assert psql(host, "SELECT version_num FROM alembic_version") == "0006"
