@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import ssl
 import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -98,3 +103,47 @@ def peer_of(host):
 @pytest.fixture()
 def peer(host):
     return peer_of(host)
+
+
+class Poller(threading.Thread):
+    """Steady, bounded traffic through Nginx, ten requests a second, counting every failure.
+
+    Requests go to ``paths`` in turn, with the admin's token, until stopped
+    or until ``limit_seconds`` have passed.
+    """
+
+    interval = 0.1
+
+    def __init__(self, port: int, token: str, paths=("/api/v1/orders?per_page=5",), limit_seconds: float = 900):
+        super().__init__(daemon=True)
+        self.urls = [f"https://127.0.0.1:{port}{path}" for path in paths]
+        self.token = token
+        self.limit = time.monotonic() + limit_seconds
+        self.stopped = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def run(self):
+        turn = 0
+        while not self.stopped.is_set() and time.monotonic() < self.limit:
+            url = self.urls[turn % len(self.urls)]
+            turn += 1
+            request = urllib.request.Request(
+                url, headers={"Authorization": f"Bearer {self.token}", "Host": SERVER_NAME}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
+                    response.read()
+                    self.ok += 1
+            except urllib.error.HTTPError as exc:
+                self.failures.append(f"{url} -> {exc.code} {exc.read()[:200]!r}")
+            except Exception as exc:  # every failed request counts, whatever its kind
+                self.failures.append(f"{url} -> {exc!r}")
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=60)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
-import subprocess
 import time
 
 import pytest
@@ -332,17 +331,12 @@ def base_release(host):
 @pytest.fixture(scope="module")
 def next_release(host, base_release, tmp_path_factory):
     """The next release: the same code plus migration 0007, its artifact built once."""
-    tree = tmp_path_factory.mktemp("upgrade")
-    release = release_tree(tree, base_release + ".post7")
-    (release / "src/procurement/migrations/versions/0007_supplier_notes.py").write_text(MIGRATION_0007)
-    subprocess.run(
-        [str(release / "tools/build-dist.sh"), target_python(host), str(PROJECT / "app/.venv/bin/python")],
-        cwd=release,
-        check=True,
-        capture_output=True,
-        timeout=900,
+    return release_tree(
+        tmp_path_factory.mktemp("upgrade"),
+        base_release + ".post7",
+        python=target_python(host),
+        files={"src/procurement/migrations/versions/0007_supplier_notes.py": MIGRATION_0007},
     )
-    return release
 
 
 def test_upgrade_with_a_migration_then_rollback_loses_no_row(host, seeded, base_release, next_release):

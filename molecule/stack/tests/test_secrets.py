@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 import os
 import secrets as random_secrets
-import ssl
 import stat
 import subprocess
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import INVENTORY, PROJECT, SERVER_NAME, TARGETS
+from conftest import INVENTORY, PROJECT, TARGETS, Poller
 
 # Where the host keeps configuration, data, logs and home directories.
 SEARCHED = "/etc /opt /srv /var /home /root /usr/local /run /tmp"
 ROTATED = ("vault_db_password", "vault_redis_password", "vault_app_secret_key")
-POLL_INTERVAL = 0.1  # ten requests a second, bounded by the converge's duration
 MIN_SECRET_LENGTH = 12
 
 
@@ -75,44 +70,6 @@ def test_no_secret_is_written_to_a_log(host, secrets):
     assert leaked.stdout.strip() == "0", "a secret is in the journal"
 
 
-class Poller(threading.Thread):
-    """Steady, bounded traffic through Nginx that uses the database, counting every failure."""
-
-    def __init__(self, port: int, token: str, limit_seconds: float = 1200):
-        super().__init__(daemon=True)
-        self.urls = [f"https://127.0.0.1:{port}/health/ready", f"https://127.0.0.1:{port}/api/v1/requests?per_page=5"]
-        self.token = token
-        self.limit = time.monotonic() + limit_seconds
-        self.stopped = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
-
-    def run(self):
-        turn = 0
-        while not self.stopped.is_set() and time.monotonic() < self.limit:
-            url = self.urls[turn % 2]
-            turn += 1
-            request = urllib.request.Request(
-                url, headers={"Authorization": f"Bearer {self.token}", "Host": SERVER_NAME}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
-                    response.read()
-                    self.ok += 1
-            except urllib.error.HTTPError as exc:
-                self.failures.append(f"{url} -> {exc.code} {exc.read()[:200]!r}")
-            except Exception as exc:  # every failed request counts, whatever its kind
-                self.failures.append(f"{url} -> {exc!r}")
-            time.sleep(POLL_INTERVAL)
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=60)
-
-
 def converge(host, overrides: dict, workdir: Path) -> subprocess.CompletedProcess:
     """site.yml on this host, with Vault values overridden from a 0600 file (never on a command line)."""
     extra = workdir / "rotation.json"
@@ -135,7 +92,12 @@ def converge(host, overrides: dict, workdir: Path) -> subprocess.CompletedProces
 
 
 def under_traffic(host, secrets, overrides: dict, workdir: Path) -> tuple[subprocess.CompletedProcess, Poller]:
-    poller = Poller(TARGETS[host.backend.get_hostname()]["https_port"], secrets["vault_app_admin_token"])
+    poller = Poller(
+        TARGETS[host.backend.get_hostname()]["https_port"],
+        secrets["vault_app_admin_token"],
+        paths=("/health/ready", "/api/v1/requests?per_page=5"),
+        limit_seconds=1200,
+    )
     poller.start()
     try:
         time.sleep(3)

@@ -5,26 +5,27 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import ssl
 import subprocess
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, SERVER_NAME
+from conftest import PROJECT, Poller
 
 PORTS = {"stack-debian12": 9443, "stack-debian13": 9444}
-POLL_INTERVAL = 0.1  # ten requests a second, bounded by the deploy's duration
 
 
 def target_python(host) -> str:
     return host.check_output("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
 
 
-def release_tree(tmp_path: Path, version: str, broken: bool = False, python: str = "") -> Path:
+def release_tree(
+    tmp_path: Path, version: str, broken: bool = False, python: str = "", files: dict[str, str] | None = None
+) -> Path:
     """A copy of the app's source tree carrying another version number.
+
+    ``files`` (path in the tree: text) are written into the copy, for
+    instance a new migration.
 
     With ``python`` (the host's X.Y) its release artifact is built at once
     with the project's own app virtualenv, so that the deploy finds it and
@@ -45,6 +46,8 @@ def release_tree(tmp_path: Path, version: str, broken: bool = False, python: str
         source = checker.read_text()
         source = re.sub(r"(?m)^(def ready[^\n]*:\n)", r"\1    _broken()\n", source, count=1)
         checker.write_text(source)
+    for relative, text in (files or {}).items():
+        (tree / relative).write_text(text)
     builder = PROJECT / "app/.venv/bin/python"
     if python and builder.exists():
         subprocess.run(
@@ -67,39 +70,6 @@ def deploy(*extra: str) -> subprocess.CompletedProcess:
         timeout=1500,
         check=False,
     )
-
-
-class Poller(threading.Thread):
-    """Steady, bounded GET traffic through Nginx, counting every failure."""
-
-    def __init__(self, port: int, token: str, limit_seconds: float = 900):
-        super().__init__(daemon=True)
-        self.url = f"https://127.0.0.1:{port}/api/v1/orders?per_page=5"
-        self.token = token
-        self.limit = time.monotonic() + limit_seconds
-        self.stopped = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
-
-    def run(self):
-        while not self.stopped.is_set() and time.monotonic() < self.limit:
-            request = urllib.request.Request(
-                self.url, headers={"Authorization": f"Bearer {self.token}", "Host": SERVER_NAME}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
-                    response.read()
-                    self.ok += 1
-            except Exception as exc:  # every failed request counts, whatever its kind
-                self.failures.append(repr(exc))
-            time.sleep(POLL_INTERVAL)
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=60)
 
 
 def current_release(host) -> str:
