@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import converge
 
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=\d+\s+changed=(?P<changed>\d+)\s+.*?failed=(?P<failed>\d+)", re.M)
 
 
 def run_converge(host, extra_vars: dict) -> tuple[subprocess.CompletedProcess, str]:
     """Run this scenario's converge playbook against one host with overrides."""
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            "--limit",
-            host.backend.get_hostname(),
-            "-e",
-            json.dumps(extra_vars),
-            str(scenario / "converge.yml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    # Ansible wraps long messages; undo it so that phrases can be matched.
-    return result, " ".join((result.stdout + result.stderr).split())
+    return converge(host, "-e", json.dumps(extra_vars))
 
 
 def test_preflight_names_every_missing_resource_and_changes_nothing(host):

@@ -5,38 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 import testinfra
+from conftest import converge
 
 OPERATOR = "operator-test"  # created with a key by converge.yml, allowed by molecule.yml
 OPERATOR_KEY = "/root/operator-test_ed25519"
 SSH_OPTS = "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10"
-
-
-def converge(host, *args: str) -> tuple[subprocess.CompletedProcess, str]:
-    """Run this scenario's converge playbook against one host; return the run and its unwrapped output."""
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            "--limit",
-            host.backend.get_hostname(),
-            *args,
-            str(scenario / "converge.yml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return result, " ".join((result.stdout + result.stderr).split())
 
 
 @pytest.fixture(scope="module")
