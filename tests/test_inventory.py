@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-ENVIRONMENTS = ["sandbox", "production.example"]
+ENVIRONMENTS = ["sandbox", "sandbox-cluster", "production.example"]
 
 
 def inventory(environment: str, *args: str) -> dict:
@@ -71,7 +71,7 @@ def test_app_env_template_covers_every_key_of_env_example():
     assert documented == rendered
 
 
-def resolved(environment: str, host: str, variable: str):
+def resolved(environment: str, host: str, variable: str, **extra_vars):
     """A variable as Ansible templates it for a host (debug runs on the controller)."""
     command = [
         "ansible",
@@ -83,6 +83,8 @@ def resolved(environment: str, host: str, variable: str):
         "-a",
         f"var={variable}",
     ]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
     if (ROOT / "inventory" / environment / "vault-password.txt").exists():
         command += ["--vault-password-file", f"inventory/{environment}/vault-password.txt"]
     out = subprocess.run(
@@ -98,11 +100,37 @@ def resolved(environment: str, host: str, variable: str):
     return document["plays"][0]["tasks"][0]["hosts"][host][variable]
 
 
-def test_database_port_opens_only_to_the_app_nodes_of_the_inventory():
+def test_database_port_opens_only_to_app_nodes_replicas_and_backup_hosts():
     rules = resolved("production.example", "db1.example.com", "firewall_rules")
     postgres = [rule for rule in rules if rule["port"] == 5432]
-    assert postgres and sorted(postgres[0]["sources"]) == ["app1.example.com", "app2.example.com"]
+    assert postgres and sorted(postgres[0]["sources"]) == [
+        "app1.example.com",
+        "app2.example.com",
+        "db2.example.com",
+        "ops1.example.com",
+    ]
     assert all(rule["port"] not in (80, 443) for rule in rules)
+
+
+def test_replica_streams_from_the_primary_through_its_own_slot_and_opens_no_database_port():
+    assert resolved("production.example", "db2.example.com", "postgresql_replication_mode") == "replica"
+    assert resolved("production.example", "db2.example.com", "postgresql_primary_host") == "db1.example.com"
+    assert resolved("production.example", "db1.example.com", "postgresql_replication_mode") == "primary"
+    assert resolved("production.example", "db1.example.com", "postgresql_replicas") == [
+        {"name": "db2.example.com", "address": "db2.example.com"}
+    ]
+    rules = resolved("production.example", "db2.example.com", "firewall_rules")
+    assert {rule["port"]: rule["sources"] for rule in rules} == {
+        9100: ["ops1.example.com"],
+        9187: ["ops1.example.com"],
+    }
+
+
+def test_backups_from_a_replica_open_the_replica_to_the_backup_host_only():
+    primary = resolved("production.example", "db1.example.com", "procurement_db_peers", backup_from_replica=True)
+    replica = resolved("production.example", "db2.example.com", "procurement_db_peers", backup_from_replica=True)
+    assert sorted(primary) == ["app1.example.com", "app2.example.com", "db2.example.com"]
+    assert replica == ["ops1.example.com"]
 
 
 def test_a_web_host_opens_only_http_and_https_to_everyone():
@@ -116,7 +144,7 @@ def test_a_web_host_opens_only_http_and_https_to_everyone():
 def test_monitoring_host_scrapes_every_host_on_its_private_address():
     jobs = resolved("production.example", "ops1.example.com", "prometheus_scrape_jobs")
     targets = {job["job_name"]: [c["targets"][0] for c in job["static_configs"]] for job in jobs}
-    assert targets["postgresql"] == ["db1.example.com:9187"]
+    assert targets["postgresql"] == ["db1.example.com:9187", "db2.example.com:9187"]
     assert "web1.example.com:9113" in targets["nginx"]
     assert sorted(targets["procurement"]) == ["app1.example.com:8000", "app2.example.com:8000"]
     assert "ops1.example.com:9100" not in targets["node"] and "127.0.0.1:9100" in targets["node"]
@@ -131,8 +159,10 @@ def test_database_listens_privately_and_admits_each_app_node_over_tls_only():
     listen = resolved("production.example", "db1.example.com", "postgresql_listen_addresses")
     assert listen == ["localhost", "db1.example.com"]
     hba = resolved("production.example", "db1.example.com", "postgresql_hba_entries")
-    remote = [entry for entry in hba if entry.get("address") in ("app1.example.com", "app2.example.com")]
-    assert len(remote) == 2
+    remote = [
+        entry for entry in hba if entry.get("type") != "local" and entry["address"] not in ("127.0.0.1/32", "::1/128")
+    ]
+    assert sorted(entry["address"] for entry in remote) == ["app1.example.com", "app2.example.com", "ops1.example.com"]
     assert all(entry["type"] == "hostssl" and entry["method"] == "scram-sha-256" for entry in remote)
     assert all(entry["database"] == "procurement_db" and entry["user"] == "procurement_user" for entry in remote)
 
@@ -142,3 +172,12 @@ def test_all_in_one_host_keeps_database_and_cache_on_loopback():
     assert resolved("sandbox", "sandbox-aio", "redis_bind") == ["127.0.0.1"]
     hba = resolved("sandbox", "sandbox-aio", "postgresql_hba_entries")
     assert all(entry["type"] in ("local", "host") for entry in hba)
+
+
+def test_cluster_sandbox_wires_its_hosts_as_the_cluster_scenario_does():
+    assert resolved("sandbox-cluster", "db2", "postgresql_replication_mode") == "replica"
+    assert resolved("sandbox-cluster", "db1", "postgresql_replicas") == [{"name": "db2", "address": "127.0.0.1"}]
+    upstreams = resolved("sandbox-cluster", "web1", "nginx_app_upstreams")
+    assert len(upstreams) == 2
+    assert resolved("sandbox-cluster", "web1", "nginx_static_root") == ""
+    assert resolved("sandbox-cluster", "app1", "nginx_static_root") == "/opt/procurement/static/"
