@@ -16,6 +16,8 @@ EXPECTED_RULES = {
     "AppDown",
     "LowCacheHitRate",
     "ReplicationLag",
+    "ReplicaNotStreaming",
+    "ReplicationDelay",
     "BackupTooOld",
     "BackupFailed",
     "RestoreDrillFailed",
