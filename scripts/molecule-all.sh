@@ -21,14 +21,18 @@ run_one() {
   start=$(date +%s)
   # Containers left by an earlier run (another checkout, or an interrupted
   # one) would otherwise be started again with their old state.
-  docker ps -aq --filter "name=^${scenario}-debian1[0-9]$" | xargs -r docker rm -f >/dev/null
+  docker ps -aq --filter "name=^${scenario}-" | xargs -r docker rm -f >/dev/null
   if molecule test -s "${scenario}" >"${logs}/${scenario}.log" 2>&1; then rc=0; else rc=$?; fi
   local seconds=$(( $(date +%s) - start ))
   if [ "${rc}" -eq 0 ]; then
     echo "molecule: PASS ${scenario} (${seconds}s): $(grep -Eo '[0-9]+ passed[^=]*' "${logs}/${scenario}.log" | tail -n 1)"
   else
-    echo "molecule: FAIL ${scenario} (${seconds}s), last lines of ${logs}/${scenario}.log:"
-    sed 's/\x1b\[[0-9;]*m//g' "${logs}/${scenario}.log" | tail -n 80
+    echo "molecule: FAIL ${scenario} (${seconds}s); what failed, then the last lines of ${logs}/${scenario}.log:"
+    # The first failed tasks and tests, which the recap at the end no longer shows.
+    sed 's/\x1b\[[0-9;]*m//g' "${logs}/${scenario}.log" \
+      | grep -a -E -A 12 'fatal: |failed: \[|FAILED| E   ' | head -n 120 || true
+    echo "..."
+    sed 's/\x1b\[[0-9;]*m//g' "${logs}/${scenario}.log" | tail -n 40
   fi
   return "${rc}"
 }
