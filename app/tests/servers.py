@@ -85,6 +85,10 @@ class PostgresServer:
                 "--no-sync",
             ]
         )
+        # The application role proves its password over TCP, as on a host;
+        # the tests' administrative connections (postgres) stay trusted.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {PG_USER} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
 
     def start(self) -> None:
         options = (

@@ -176,7 +176,7 @@ def test_users_ensure_is_idempotent_and_takes_token_from_env(runner, app):
 def test_db_commands(no_dotenv, pg, database):
     from click.testing import CliRunner
 
-    env = {**pg.settings(), **valid_env(no_dotenv)}
+    env = {**valid_env(no_dotenv), **pg.settings()}
     runner = CliRunner()
     current = runner.invoke(main, ["db", "current"], env=env)
     assert current.exit_code == 0, current.output
@@ -190,3 +190,36 @@ def test_db_commands(no_dotenv, pg, database):
     head = runner.invoke(main, ["db", "head"], env=env)
     assert head.exit_code == 0, head.output
     assert head.output.strip() == "0006"
+
+
+def test_a_rotated_password_falls_back_to_the_previous_one_until_the_role_has_the_new_one(
+    make_app, settings
+):
+    """A rotation gives the service its new password before the role gets it: the previous one still logs in."""
+    current = settings["PROCUREMENT_DB_PASSWORD"]
+    ahead = make_app(
+        PROCUREMENT_DB_PASSWORD="rotated-not-yet-set", PROCUREMENT_DB_PASSWORD_PREVIOUS=current
+    )
+    assert ahead.test_client().get("/health/ready").status_code == 200
+    alone = make_app(PROCUREMENT_DB_PASSWORD="rotated-not-yet-set")
+    assert alone.test_client().get("/health/ready").status_code == 503
+
+
+def test_migrations_log_in_with_the_previous_password_too(no_dotenv, pg, database):
+    from click.testing import CliRunner
+
+    env = {
+        **pg.settings(),
+        **valid_env(no_dotenv),
+        "PROCUREMENT_DB_PASSWORD": "rotated-not-yet-set",
+        "PROCUREMENT_DB_PASSWORD_PREVIOUS": pg.settings()["PROCUREMENT_DB_PASSWORD"],
+    }
+    runner = CliRunner()
+    for command in (["db", "current"], ["db", "upgrade"]):
+        result = runner.invoke(main, command, env=env)
+        assert result.exit_code == 0, result.output
+        assert "0006" in result.output
+    refused = runner.invoke(
+        main, ["db", "current"], env={**env, "PROCUREMENT_DB_PASSWORD_PREVIOUS": ""}
+    )
+    assert refused.exit_code != 0

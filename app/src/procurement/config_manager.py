@@ -37,6 +37,12 @@ SETTINGS: List[Setting] = [
     Setting("PROCUREMENT_DB_NAME", "procurement_db", "Database name"),
     Setting("PROCUREMENT_DB_USER", "procurement_user", "Database role the service logs in as"),
     Setting("PROCUREMENT_DB_PASSWORD", "", "Password of that role (required)", secret=True),
+    Setting(
+        "PROCUREMENT_DB_PASSWORD_PREVIOUS",
+        "",
+        "Password before the last rotation, tried when the current one is refused (optional)",
+        secret=True,
+    ),
     Setting("PROCUREMENT_DB_SSLMODE", "prefer", "libpq sslmode: " + ", ".join(SSL_MODES)),
     Setting("PROCUREMENT_DB_POOL_MIN", "5", "Connections kept open per process"),
     Setting("PROCUREMENT_DB_POOL_MAX", "20", "Most connections per process"),
@@ -143,6 +149,7 @@ class ConfigManager:
     db_name = property(lambda self: self.raw("PROCUREMENT_DB_NAME"))
     db_user = property(lambda self: self.raw("PROCUREMENT_DB_USER"))
     db_password = property(lambda self: self.raw("PROCUREMENT_DB_PASSWORD"))
+    db_password_previous = property(lambda self: self.raw("PROCUREMENT_DB_PASSWORD_PREVIOUS"))
     db_sslmode = property(lambda self: self.raw("PROCUREMENT_DB_SSLMODE"))
     pool_min = property(lambda self: self._int("PROCUREMENT_DB_POOL_MIN", 1))
     pool_max = property(lambda self: self._int("PROCUREMENT_DB_POOL_MAX", 1))

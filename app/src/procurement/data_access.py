@@ -37,7 +37,11 @@ class Database:
     def init_app(self, app: Flask) -> None:
         cfg = app.config["PROCUREMENT"]
         engine = make_engine(
-            app.config["SQLALCHEMY_URL"], cfg.pool_min, cfg.pool_max, cfg.pool_timeout
+            app.config["SQLALCHEMY_URL"],
+            cfg.pool_min,
+            cfg.pool_max,
+            cfg.pool_timeout,
+            cfg.db_password_previous,
         )
         app.extensions["procurement_db"] = {
             "engine": engine,
@@ -62,7 +66,31 @@ class Database:
         return g._procurement_session
 
 
-def make_engine(url: str, pool_min: int, pool_max: int, pool_timeout: int) -> Engine:
+def allow_previous_password(engine: Engine, previous: str) -> Engine:
+    """Let the engine log in with the previous password when the server refuses the current one.
+
+    A rotation gives the service its new password first and changes the
+    role's password afterwards (site.yml's credentials play). In between,
+    connections log in with the previous password, so none fails.
+    """
+    if not previous:
+        return engine
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, _record, cargs, cparams):
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            if "password authentication failed" not in str(exc):
+                raise
+            return dialect.connect(*cargs, **{**cparams, "password": previous})
+
+    return engine
+
+
+def make_engine(
+    url: str, pool_min: int, pool_max: int, pool_timeout: int, previous_password: str = ""
+) -> Engine:
     # pool_pre_ping lets the service recover by itself after a database restart.
     engine = create_engine(
         url,
@@ -77,7 +105,7 @@ def make_engine(url: str, pool_min: int, pool_max: int, pool_timeout: int) -> En
     event.listen(engine, "connect", lambda *a: project_monitor.DB_POOL_OPEN.inc())
     event.listen(engine, "close", lambda *a: project_monitor.DB_POOL_OPEN.dec())
     event.listen(engine, "close_detached", lambda *a: project_monitor.DB_POOL_OPEN.dec())
-    return engine
+    return allow_previous_password(engine, previous_password)
 
 
 db = Database()

@@ -7,7 +7,7 @@ from typing import Optional
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Engine, create_engine, pool
 
 from procurement.config_manager import ConfigManager
 
@@ -29,16 +29,38 @@ def _url(url: Optional[str]) -> str:
     return url or ConfigManager().database_url
 
 
+def _engine(url: Optional[str]) -> Engine:
+    """An engine for one command, falling back on the previous password as the service does."""
+    engine = create_engine(_url(url), poolclass=pool.NullPool)
+    if url is None:
+        from procurement.data_access import allow_previous_password
+
+        allow_previous_password(engine, ConfigManager().db_password_previous)
+    return engine
+
+
+def _with_connection(action, revision: str, url: Optional[str]) -> None:
+    # Alembic runs on a connection of ours, so that it logs in as the service does.
+    engine = _engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            action(cfg, revision)
+    finally:
+        engine.dispose()
+
+
 def upgrade(revision: str = "head", url: Optional[str] = None) -> None:
-    command.upgrade(alembic_config(_url(url)), revision)
+    _with_connection(command.upgrade, revision, url)
 
 
 def downgrade(revision: str = "-1", url: Optional[str] = None) -> None:
-    command.downgrade(alembic_config(_url(url)), revision)
+    _with_connection(command.downgrade, revision, url)
 
 
 def current(url: Optional[str] = None) -> Optional[str]:
-    engine = create_engine(_url(url), poolclass=pool.NullPool)
+    engine = _engine(url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
