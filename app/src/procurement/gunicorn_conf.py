@@ -36,6 +36,10 @@ threads = _cfg.threads
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
+# Nginx in front accepts request lines up to 8 KB (large_client_header_buffers
+# 4 8k); gunicorn's default of 4 KB would answer the longer ones itself, with
+# an HTML 414 instead of the app's JSON 400. 8190 is gunicorn's maximum.
+limit_request_line = 8190
 max_requests = 10000
 max_requests_jitter = 1000
 accesslog = "-"

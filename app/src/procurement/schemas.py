@@ -48,16 +48,21 @@ class Amount(fields.Decimal):
     """A decimal read exactly, rounded to the column's scale, written as a JSON number."""
 
     def __init__(self, places: int, minimum: str, rounding=decimal.ROUND_HALF_UP, **kwargs):
+        self.minimum = decimal.Decimal(minimum)
         super().__init__(
             places=places,
             rounding=rounding,
             allow_nan=False,
-            validate=validate.Range(min=decimal.Decimal(minimum), max=decimal.Decimal(100_000_000)),
+            validate=validate.Range(min=self.minimum, max=decimal.Decimal(100_000_000)),
             **kwargs,
         )
 
     def _deserialize(self, value, attr, data, **kwargs):
         _reject_non_number(value)
+        # The bound holds for the number sent, not only after rounding:
+        # -1e-9 would otherwise round to a valid -0.00.
+        if isinstance(value, (int, float)) and value < self.minimum:
+            raise ma.ValidationError(f"Must be greater than or equal to {self.minimum}.")
         return super()._deserialize(value, attr, data, **kwargs)
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -101,7 +106,8 @@ def QueryId(**kwargs) -> fields.Integer:
 
 
 def Quantity(**kwargs) -> Amount:
-    # Rounded up so that a positive quantity never becomes zero.
+    # Rounded up: 0.0015 is 0.002, and a quantity never rounds down to zero
+    # (anything under 0.001 is refused, as the schema says).
     return Amount(3, "0.001", rounding=decimal.ROUND_UP, **kwargs)
 
 
