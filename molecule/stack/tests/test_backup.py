@@ -203,6 +203,8 @@ def fail_unwritable(host):
 
 def fail_database_stopped(host):
     host.check_output("systemctl stop postgresql")
+    # The cluster's own unit may still be shutting down when the command returns.
+    host.check_output("timeout 60 sh -c 'while pg_isready -q -h 127.0.0.1; do sleep 0.2; done'")
 
     def undo():
         host.check_output("systemctl start postgresql")

@@ -176,6 +176,9 @@ def test_database_outage_answers_503_and_recovers_without_restart(host, api, peo
     pid_before = host.check_output("systemctl show -p MainPID --value procurement.service")
     name = f"Outage Ltd {time.time()}"
     host.check_output("systemctl stop postgresql")
+    # The command returns once the umbrella unit has stopped; the cluster's
+    # own unit (PartOf it) may still be shutting down on a busy machine.
+    host.check_output("timeout 60 sh -c 'while pg_isready -q -h 127.0.0.1; do sleep 0.2; done'")
     try:
         # A write cannot be answered from the cache.
         status, payload = api.call(
