@@ -181,3 +181,9 @@ def test_cluster_sandbox_wires_its_hosts_as_the_cluster_scenario_does():
     assert len(upstreams) == 2
     assert resolved("sandbox-cluster", "web1", "nginx_static_root") == ""
     assert resolved("sandbox-cluster", "app1", "nginx_static_root") == "/opt/procurement/static/"
+
+
+def test_peer_lists_keep_inventory_order_from_run_to_run():
+    """Every run renders the same pg_hba.conf and firewall rules (set order would vary with the hash seed)."""
+    runs = [resolved("production.example", "db1.example.com", "procurement_db_peers") for _ in range(3)]
+    assert runs == [["app1.example.com", "app2.example.com", "ops1.example.com", "db2.example.com"]] * 3
