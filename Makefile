@@ -14,9 +14,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # One scenario per role, then the whole stack and its monitoring.
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
-STACK_SCENARIOS ?= stack monitoring
+STACK_SCENARIOS ?= stack cluster monitoring
 SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
-MOLECULE_JOBS ?= 2
+# Three at a time: much of a scenario's time is waiting (packages, services,
+# traffic under deploys), so three finish sooner than two on two cores.
+MOLECULE_JOBS ?= 3
+# Topology of make sandbox: aio (one host) or cluster (six).
+SANDBOX ?= aio
 SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus sslscan
 
 .PHONY: help
@@ -101,7 +105,7 @@ app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist 
 	$(MAKE) -C app dist PYTHON_VERSION=$(PYTHON_VERSION)
 
 .PHONY: molecule
-molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose, MOLECULE_JOBS=2 at a time)
+molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose, MOLECULE_JOBS=3 at a time)
 	scripts/molecule-all.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
 molecule-%: venv docker images ## Run one Molecule scenario, e.g. make molecule-postgresql
@@ -116,16 +120,16 @@ clean: ## Remove caches (keeps the venv and images)
 	rm -rf .cache/ansible-facts .pytest_cache
 
 .PHONY: sandbox
-sandbox: deps venv ## Deploy the whole stack onto local systemd containers and print where to reach it
-	scripts/sandbox.sh up
+sandbox: deps venv ## Deploy the whole stack onto local systemd containers and print where to reach it (SANDBOX=cluster: six hosts)
+	SANDBOX=$(SANDBOX) scripts/sandbox.sh up
 
 .PHONY: sandbox-destroy
-sandbox-destroy: ## Remove the sandbox containers
-	scripts/sandbox.sh destroy
+sandbox-destroy: ## Remove the sandbox containers (SANDBOX=cluster for the cluster's)
+	SANDBOX=$(SANDBOX) scripts/sandbox.sh destroy
 
 .PHONY: bench-converge
-bench-converge: deps venv ## Time the first converge and no-op re-runs (tuned vs Ansible defaults) on the sandbox
-	scripts/bench-converge.sh
+bench-converge: deps venv ## Time the first converge and no-op re-runs (tuned vs Ansible defaults) on the sandbox (SANDBOX=cluster: six hosts)
+	SANDBOX=$(SANDBOX) scripts/bench-converge.sh
 
 .PHONY: bench-app
 bench-app: ## Load-test the service (gunicorn, PostgreSQL, Redis on loopback; wrk) and print RESULT lines
