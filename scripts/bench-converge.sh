@@ -5,13 +5,22 @@
 #   3. the same no-op re-run with Ansible's defaults (no pipelining, no SSH
 #      ControlPersist, no fact cache), measured in the same run.
 # Prints RESULT lines; see docs/benchmarks.md for recorded figures.
+#
+# SANDBOX=cluster times the six-host sandbox instead (first converge and the
+# tuned no-op only; docs/scaling.md compares the two topologies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=.cache/bench-converge
 mkdir -p "${out}"
-inventory=inventory/sandbox
-vault=${inventory}/vault-password.txt
+topology=${SANDBOX:-aio}
+case "${topology}" in
+  aio) inventory=inventory/sandbox ;;
+  cluster) inventory=inventory/sandbox-cluster ;;
+  *) echo "SANDBOX must be aio or cluster" >&2; exit 2 ;;
+esac
+vault=inventory/sandbox/vault-password.txt
+hosts=$(ansible-inventory -i "${inventory}" --vault-password-file "${vault}" --list | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["_meta"]["hostvars"]))')
 
 run() { # label, then env assignments for ansible-playbook
   local label=$1; shift
@@ -23,7 +32,7 @@ run() { # label, then env assignments for ansible-playbook
   seconds=$(awk -v a="${start}" -v b="${end}" 'BEGIN { printf "%.1f", b - a }')
   read -r tasks changed < <(awk '/^[^ ].*: ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "ok" || kv[1] == "skipped") t += kv[2]; if (kv[1] == "changed") c += kv[2] } } END { print t + 0, c + 0 }' "${out}/${label}.log")
   eval "${label}_s=${seconds} ${label}_tasks=${tasks} ${label}_changed=${changed}"
-  echo "RESULT case=${label} seconds=${seconds} tasks=${tasks} changed=${changed}"
+  echo "RESULT case=${label} topology=${topology} hosts=${hosts} seconds=${seconds} tasks=${tasks} changed=${changed}"
 }
 
 # Ansible's own defaults, written out: the project's cfg minus the tuning.
@@ -45,6 +54,14 @@ SANDBOX_SKIP_CONVERGE=1 scripts/sandbox.sh up >/dev/null
 
 run first ANSIBLE_CONFIG="${PWD}/ansible.cfg"
 run noop_tuned ANSIBLE_CONFIG="${PWD}/ansible.cfg"
+if [ "${topology}" = cluster ]; then
+  awk -v first="${first_s}" -v tuned="${noop_tuned_s}" -v hosts="${hosts}" 'BEGIN {
+    printf "RESULT case=summary topology=cluster hosts=%d noop_to_first_ratio=%.3f first_s_per_host=%.1f noop_s_per_host=%.1f\n",
+      hosts, tuned / first, first / hosts, tuned / hosts
+  }'
+  [ "${noop_tuned_changed}" -eq 0 ] || { echo "bench-converge: the no-op run changed ${noop_tuned_changed} task(s)" >&2; exit 1; }
+  exit 0
+fi
 run noop_default ANSIBLE_CONFIG="${out}/defaults.cfg"
 
 awk -v first="${first_s}" -v tuned="${noop_tuned_s}" -v dflt="${noop_default_s}" -v tasks="${noop_tuned_tasks}" 'BEGIN {
