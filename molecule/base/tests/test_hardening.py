@@ -203,6 +203,13 @@ def test_unattended_upgrades_run_daily_with_security_origins_only(host):
 
 
 def test_unattended_upgrade_dry_run_uses_the_security_origins(host):
+    # The package timers are enabled; a daily job that happens to run now
+    # holds the apt lock the dry run needs, so let it finish first.
+    idle = host.run(
+        "for i in $(seq 150); do systemctl is-active -q apt-daily.service apt-daily-upgrade.service || exit 0; "
+        "sleep 2; done; exit 1"
+    )
+    assert idle.rc == 0, "apt-daily jobs still running after 5 minutes"
     run = host.run("unattended-upgrade --dry-run --debug")
     assert run.rc == 0, run.stderr[-2000:]
     allowed = re.search(r"^Allowed origins are: (.*)$", run.stdout + run.stderr, re.M)
