@@ -208,3 +208,74 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class PgBouncerServer:
+    """Debian's PgBouncer in transaction pooling mode in front of a PostgresServer.
+
+    Clients log in with SCRAM against the application role's own verifier
+    (read from the server), which PgBouncer then reuses to log in to
+    PostgreSQL, as the bundle's pgbouncer role sets it up.
+    """
+
+    def __init__(self, pg: PostgresServer, pool_size: int = 2) -> None:
+        self.pg = pg
+        self.port = free_port()
+        self.pool_size = pool_size
+        self.base = Path(tempfile.mkdtemp(prefix="procurement-pgbouncer-"))
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not os.path.exists(binary):
+            raise RuntimeError("no pgbouncer binary found (apt install pgbouncer)")
+        with psycopg.connect(self.pg.admin_url(), autocommit=True) as conn:
+            (verifier,) = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (PG_USER,)
+            ).fetchone()
+        (self.base / "userlist.txt").write_text(f'"{PG_USER}" "{verifier}"\n')
+        (self.base / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={self.pg.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir = {self.base}\n"
+            "auth_type = scram-sha-256\n"
+            f"auth_file = {self.base / 'userlist.txt'}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {self.pool_size}\nmax_client_conn = 200\n"
+            f"logfile = {self.base / 'pgbouncer.log'}\n"
+        )
+        args = [binary, str(self.base / "pgbouncer.ini")]
+        if os.geteuid() == 0:  # PgBouncer refuses to run as root
+            shutil.chown(self.base, user="nobody")
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(self.base / name, user="nobody")
+            args[1:1] = ["-u", "nobody"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("pgbouncer did not start") from None
+                time.sleep(0.05)
+
+    def settings(self, name: str = PG_DB) -> dict:
+        return {**self.pg.settings(name), "PROCUREMENT_DB_PORT": str(self.port)}
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def __enter__(self) -> PgBouncerServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -75,6 +75,7 @@ def valid_env(tmp_path):
         ({"PROCUREMENT_DB_SSLMODE": "maybe"}, "SSLMODE"),
         ({"PROCUREMENT_LOG_FILE": "/nonexistent-dir/x.log"}, "PROCUREMENT_LOG_FILE"),
         ({"PROCUREMENT_BIND": "8000"}, "PROCUREMENT_BIND"),
+        ({"PROCUREMENT_DB_PREPARED_STATEMENTS": "sometimes"}, "PREPARED_STATEMENTS"),
     ],
 )
 def test_config_validate_reports_problems_and_exits_nonzero(no_dotenv, override, fragment):

@@ -49,6 +49,12 @@ SETTINGS: List[Setting] = [
     Setting("PROCUREMENT_DB_POOL_TIMEOUT", "30", "Seconds to wait for a free pooled connection"),
     Setting("PROCUREMENT_DB_CONNECT_TIMEOUT", "5", "Seconds to wait when opening a connection"),
     Setting(
+        "PROCUREMENT_DB_PREPARED_STATEMENTS",
+        "true",
+        "Let the driver prepare repeated statements on the server; false behind PgBouncer "
+        "in transaction mode (before 1.21)",
+    ),
+    Setting(
         "PROCUREMENT_REDIS_URL",
         "",
         "Redis URL such as redis://127.0.0.1:6379/0; empty means an in-process cache",
@@ -181,6 +187,22 @@ class ConfigManager:
         return value in _TRUE
 
     @property
+    def db_prepared_statements(self) -> bool:
+        value = self.raw("PROCUREMENT_DB_PREPARED_STATEMENTS").lower()
+        if value not in _TRUE + _FALSE:
+            self._problems.append(f"PROCUREMENT_DB_PREPARED_STATEMENTS={value!r} is not a boolean")
+            return True
+        return value in _TRUE
+
+    @property
+    def db_connect_args(self) -> Dict[str, Any]:
+        """Driver arguments beyond the URL: psycopg prepares a statement on the
+        server after 5 runs, which a transaction-pooling PgBouncer (before 1.21)
+        cannot follow, since the next transaction may run on another server
+        connection; None switches that off."""
+        return {} if self.db_prepared_statements else {"prepare_threshold": None}
+
+    @property
     def workers(self) -> int:
         if not self.raw("PROCUREMENT_WORKERS"):
             return 2 * (os.cpu_count() or 1) + 1
@@ -235,6 +257,7 @@ class ConfigManager:
             "cache_ttls",
             "metrics_allowed_networks",
             "session_cookie_secure",
+            "db_prepared_statements",
         ):
             getattr(self, name)
         for key in ("PROCUREMENT_DB_HOST", "PROCUREMENT_DB_NAME", "PROCUREMENT_DB_USER"):

@@ -42,6 +42,7 @@ class Database:
             cfg.pool_max,
             cfg.pool_timeout,
             cfg.db_password_previous,
+            cfg.db_connect_args,
         )
         app.extensions["procurement_db"] = {
             "engine": engine,
@@ -89,11 +90,17 @@ def allow_previous_password(engine: Engine, previous: str) -> Engine:
 
 
 def make_engine(
-    url: str, pool_min: int, pool_max: int, pool_timeout: int, previous_password: str = ""
+    url: str,
+    pool_min: int,
+    pool_max: int,
+    pool_timeout: int,
+    previous_password: str = "",
+    connect_args: Optional[Dict[str, Any]] = None,
 ) -> Engine:
     # pool_pre_ping lets the service recover by itself after a database restart.
     engine = create_engine(
         url,
+        connect_args=connect_args or {},
         pool_size=pool_min,
         max_overflow=max(pool_max - pool_min, 0),
         pool_timeout=pool_timeout,

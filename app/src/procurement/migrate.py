@@ -31,11 +31,15 @@ def _url(url: Optional[str]) -> str:
 
 def _engine(url: Optional[str]) -> Engine:
     """An engine for one command, falling back on the previous password as the service does."""
-    engine = create_engine(_url(url), poolclass=pool.NullPool)
-    if url is None:
-        from procurement.data_access import allow_previous_password
+    if url is not None:
+        return create_engine(url, poolclass=pool.NullPool)
+    from procurement.data_access import allow_previous_password
 
-        allow_previous_password(engine, ConfigManager().db_password_previous)
+    config = ConfigManager()
+    engine = create_engine(
+        config.database_url, poolclass=pool.NullPool, connect_args=config.db_connect_args
+    )
+    allow_previous_password(engine, config.db_password_previous)
     return engine
 
 
