@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 START, END = "<!-- role-vars:start -->", "<!-- role-vars:end -->"
-ROLE_ORDER = ["base", "hardening", "firewall", "postgresql", "redis", "nginx", "app"]
+ROLE_ORDER = ["base", "hardening", "firewall", "postgresql", "pgbouncer", "redis", "nginx", "app"]
 
 
 def cell(value) -> str:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import time
 
 import pytest
 from conftest import LB_PORT, PROJECT, Poller, address
+from test_backup import MIGRATION_0007
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
 APP_NODES = ("cluster-app1", "cluster-app2")
 DB_QUERY = "runuser -u postgres -- psql -tA -d procurement_db -c {query!r}"
+# The test releases add an additive migration, as a real release would.
+NEXT_SCHEMA = {"src/procurement/migrations/versions/0007_supplier_notes.py": MIGRATION_0007}
+STATUS_LINE = re.compile(r"^(ok|changed|skipping|fatal|failed): \[([^\]]+)\]")
 
 
 def build(tree, python: str) -> None:
@@ -37,6 +42,20 @@ def psql(node, query: str) -> str:
 
 def current_release(node) -> str:
     return node.check_output("readlink /opt/procurement/current").rsplit("/", 1)[-1]
+
+
+def task_results(output: str) -> list[tuple[str, str, str, str]]:
+    """(play, task, status, host) for every host line of an ansible-playbook run, in order."""
+    play = task = ""
+    results = []
+    for line in output.splitlines():
+        if line.startswith("PLAY ["):
+            play = line[6 : line.index("]")]
+        elif line.startswith("TASK ["):
+            task = line[6 : line.index("]")]
+        elif match := STATUS_LINE.match(line):
+            results.append((play, task, match.group(1), match.group(2)))
+    return results
 
 
 def lb_status(nodes, path: str = "/health/ready") -> str:
@@ -85,13 +104,59 @@ def test_the_replica_refuses_writes(nodes):
     assert "read-only transaction" in result.stderr
 
 
-def test_database_port_answers_the_app_nodes_and_the_replica_only(nodes):
+def test_database_ports_answer_the_app_nodes_and_the_replica_only(nodes):
+    """PostgreSQL answers the replica; the app nodes come through PgBouncer."""
     primary = address(nodes["cluster-db1"])
-    probe = f"timeout 3 bash -c '</dev/tcp/{primary}/5432'"
-    for name in ("cluster-app1", "cluster-app2", "cluster-db2"):
-        assert nodes[name].run(probe).rc == 0, f"{name} cannot reach the primary"
-    for name in ("cluster-web1", "cluster-ops1"):
-        assert nodes[name].run(probe).rc != 0, f"{name} reaches the primary's database port"
+    reach = {
+        port: {
+            name: nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{primary}/{port}'").rc == 0
+            for name in ("cluster-app1", "cluster-app2", "cluster-db2", "cluster-web1", "cluster-ops1")
+        }
+        for port in (5432, 6432)
+    }
+    assert {name for name, ok in reach[5432].items() if ok} == {"cluster-db2"}, reach
+    assert {name for name, ok in reach[6432].items() if ok} == {"cluster-app1", "cluster-app2"}, reach
+
+
+def test_pgbouncer_pools_the_app_nodes_over_tls(nodes, secrets, lb):
+    db1 = nodes["cluster-db1"]
+    primary = address(db1)
+    app1 = nodes["cluster-app1"]
+    # The service runs with server-side prepares off, as transaction pooling needs.
+    assert "PROCUREMENT_DB_PREPARED_STATEMENTS=false" in app1.file("/opt/procurement/.env").content_string
+    assert "PROCUREMENT_DB_PORT=6432" in app1.file("/opt/procurement/.env").content_string
+    # TLS is required; the app's own password logs in with it.
+    probe = (
+        "import sys, psycopg\n"
+        "conn = psycopg.connect(host=sys.argv[1], port=6432, dbname='procurement_db', user='procurement_user',"
+        " password=sys.stdin.read(), sslmode=sys.argv[2], connect_timeout=5)\n"
+        "print(conn.execute('select 1').fetchone()[0], conn.pgconn.ssl_in_use)\n"
+    )
+    app1.run(f"cat > /tmp/bouncer_probe.py <<'EOF'\n{probe}EOF")
+
+    def login(sslmode: str):
+        return app1.run(
+            f"printf %s {shlex.quote(secrets['vault_db_password'])} | /opt/procurement/current/venv/bin/python "
+            f"/tmp/bouncer_probe.py {primary} {sslmode}"
+        )
+
+    with_tls = login("require")
+    assert with_tls.rc == 0, with_tls.stderr
+    assert with_tls.stdout.split() == ["1", "True"]
+    without_tls = login("disable")
+    assert without_tls.rc != 0
+    assert "SSL required" in without_tls.stderr, without_tls.stderr
+    # Under load through the load balancer, the primary sees PgBouncer's
+    # connections (over its Unix socket), never the app nodes', and no more
+    # than PgBouncer's pool.
+    for _ in range(30):
+        lb.ok("GET", "/suppliers?per_page=1", secrets["vault_app_admin_token"])
+    sessions = psql(
+        db1,
+        "select coalesce(host(client_addr), 'local') from pg_stat_activity where usename = 'procurement_user'",
+    ).split()
+    assert sessions and set(sessions) == {"local"}, sessions
+    assert psql(db1, "show max_connections").strip() == "35"  # PgBouncer's 20 + 5, and 10 for administration
 
 
 def test_backups_read_the_replica_and_restore_in_the_drill(nodes):
@@ -152,7 +217,12 @@ def base_version(nodes) -> str:
 
 def test_rolling_deploy_under_steady_load_fails_no_request(nodes, secrets, tmp_path_factory, base_version):
     base = base_version
-    tree = release_tree(tmp_path_factory.mktemp("next"), base + ".post1", python=target_python(nodes["cluster-app1"]))
+    tree = release_tree(
+        tmp_path_factory.mktemp("next"),
+        base + ".post1",
+        python=target_python(nodes["cluster-app1"]),
+        files=NEXT_SCHEMA,
+    )
     poller = Poller(LB_PORT, secrets["vault_app_admin_token"], limit_seconds=1200)
     poller.interval = 0.05  # about 20 requests a second, for the deploy's duration
     poller.start()
@@ -166,6 +236,16 @@ def test_rolling_deploy_under_steady_load_fails_no_request(nodes, secrets, tmp_p
     assert {current_release(nodes[name]) for name in APP_NODES} == {base + ".post1"}
     assert poller.ok > 100
     assert poller.failures == [], poller.failures[:5]
+    # The migration ran once, from app1, in the play before the roll, and
+    # before any node switched (the old release served on the new schema).
+    assert psql(nodes["cluster-db1"], "SELECT version_num FROM alembic_version").strip() == "0007"
+    results = task_results(result.stdout)
+    migrated = [r for r in results if "Apply database migrations" in r[1] and r[2] in ("ok", "changed")]
+    assert [(play, status, host) for play, _, status, host in migrated] == [
+        ("Migrate the database before the first batch", "changed", "cluster-app1")
+    ], migrated
+    switched = [i for i, r in enumerate(results) if "Point current at the release" in r[1] and r[2] == "changed"]
+    assert len(switched) == 2 and results.index(migrated[0]) < switched[0], results
 
 
 def test_a_broken_release_stops_the_roll_and_the_old_release_keeps_serving(nodes, tmp_path_factory, base_version):
@@ -176,6 +256,7 @@ def test_a_broken_release_stops_the_roll_and_the_old_release_keeps_serving(nodes
         broken,
         broken=True,
         python=target_python(nodes["cluster-app1"]),
+        files=NEXT_SCHEMA,
     )
     result = deploy(
         str(PROJECT / "playbooks/deploy.yml"), "-e", f"app_source_dir={tree}", "-e", "app_health_timeout=20"
@@ -194,7 +275,7 @@ def test_a_release_failing_on_a_later_node_sends_the_earlier_nodes_back(nodes, t
     """app1 takes the release (batch 1), app2 fails its gate (batch 2): both serve the old release again."""
     before = {name: current_release(nodes[name]) for name in APP_NODES}
     version = base_version + ".post3"
-    tree = release_tree(tmp_path_factory.mktemp("half"), version, broken=True)
+    tree = release_tree(tmp_path_factory.mktemp("half"), version, broken=True, files=NEXT_SCHEMA)
     # Broken on app2 only: its readiness check fails there and nowhere else.
     checker = tree / "src/procurement/health_checker.py"
     checker.write_text(
