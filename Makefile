@@ -21,7 +21,7 @@ SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 3
 # Topology of make sandbox: aio (one host) or cluster (six).
 SANDBOX ?= aio
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus sslscan
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus sslscan
 
 .PHONY: help
 help: ## List the targets
