@@ -190,3 +190,23 @@ def test_peer_lists_keep_inventory_order_from_run_to_run():
     """Every run renders the same pg_hba.conf and firewall rules (set order would vary with the hash seed)."""
     runs = [resolved("production.example", "db1.example.com", "procurement_db_peers") for _ in range(3)]
     assert runs == [["app1.example.com", "app2.example.com", "ops1.example.com", "db2.example.com"]] * 3
+
+
+def test_pgbouncer_takes_the_app_nodes_off_the_database_port():
+    """With procurement_pgbouncer the app nodes reach PgBouncer on 6432; 5432 keeps the backup host and replica."""
+    on = {"procurement_pgbouncer": True}
+    rules = {rule["port"]: rule for rule in resolved("production.example", "db1.example.com", "firewall_rules", **on)}
+    assert rules[6432]["sources"] == ["app1.example.com", "app2.example.com"]
+    assert rules[5432]["sources"] == ["ops1.example.com", "db2.example.com"]
+    hba = resolved("production.example", "db1.example.com", "postgresql_hba_entries", **on)
+    assert [entry["address"] for entry in hba if entry["type"] == "hostssl"] == ["ops1.example.com"]
+    listen = resolved("production.example", "db1.example.com", "pgbouncer_listen_addresses", **on)
+    assert listen == ["127.0.0.1", "db1.example.com"]
+    # The primary's connections are PgBouncer's pool (20 + 5), not nodes x pool.
+    assert resolved("production.example", "db1.example.com", "postgresql_app_nodes", **on) == 1
+    assert resolved("production.example", "db1.example.com", "postgresql_app_pool_max", **on) == 25
+    assert resolved("production.example", "app1.example.com", "app_db_port", **on) == 6432
+    assert resolved("production.example", "app1.example.com", "app_db_prepared_statements", **on) is False
+    # Off (the default), nothing of it shows.
+    assert 6432 not in {rule["port"] for rule in resolved("production.example", "db1.example.com", "firewall_rules")}
+    assert resolved("production.example", "app1.example.com", "app_db_port") == 5432
