@@ -77,3 +77,18 @@ def test_the_service_works_through_pgbouncer_with_prepares_off(
     assert statuses == [200] * 90
     ready = app.test_client().get("/health/ready")
     assert ready.status_code == 200, ready.get_json()
+
+
+def test_a_rotated_password_falls_back_to_the_previous_one_through_pgbouncer(make_app, bouncer):
+    """PgBouncer words a refused password in its own way; the service still falls back."""
+    settings = bouncer.settings()
+    app = make_app(
+        **{
+            **settings,
+            "PROCUREMENT_DB_PREPARED_STATEMENTS": "false",
+            "PROCUREMENT_DB_PASSWORD": "rotated-not-yet-set",
+            "PROCUREMENT_DB_PASSWORD_PREVIOUS": settings["PROCUREMENT_DB_PASSWORD"],
+        }
+    )
+    ready = app.test_client().get("/health/ready")
+    assert ready.status_code == 200, ready.get_json()

@@ -67,6 +67,11 @@ class Database:
         return g._procurement_session
 
 
+# How a refused password reads: PostgreSQL's own message, and PgBouncer's
+# when it checks a SCRAM proof against its auth file.
+PASSWORD_REFUSED = ("password authentication failed", "SASL authentication failed")
+
+
 def allow_previous_password(engine: Engine, previous: str) -> Engine:
     """Let the engine log in with the previous password when the server refuses the current one.
 
@@ -82,7 +87,7 @@ def allow_previous_password(engine: Engine, previous: str) -> Engine:
         try:
             return dialect.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.OperationalError as exc:
-            if "password authentication failed" not in str(exc):
+            if not any(message in str(exc) for message in PASSWORD_REFUSED):
                 raise
             return dialect.connect(*cargs, **{**cparams, "password": previous})
 
