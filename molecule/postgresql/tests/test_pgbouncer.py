@@ -88,7 +88,8 @@ def test_auth_file_holds_the_servers_verifier_and_only_pgbouncer_reads_it(host):
     assert (auth.user, auth.group, auth.mode) == ("root", "postgres", 0o640)
     verifier = _admin_sql(host, f"SELECT rolpassword FROM pg_authid WHERE rolname = '{USER}'")
     assert verifier.startswith("SCRAM-SHA-256$")
-    assert f'"{USER}" "{verifier}"' in auth.content_string
+    # Nothing but entries: PgBouncer 1.18 takes a comment line for a broken file and loads no user.
+    assert auth.content_string.splitlines() == [f'"{USER}" "{verifier}"']
     assert _password(host) not in auth.content_string
     key = host.file("/etc/pgbouncer/server.key")
     assert (key.user, key.mode) == ("postgres", 0o600)
