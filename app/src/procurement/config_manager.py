@@ -178,21 +178,16 @@ class ConfigManager:
     static_url = property(lambda self: self.raw("PROCUREMENT_STATIC_URL") or "/static/")
     multiproc_dir = property(lambda self: self.raw("PROMETHEUS_MULTIPROC_DIR"))
 
-    @property
-    def session_cookie_secure(self) -> bool:
-        value = self.raw("PROCUREMENT_SESSION_COOKIE_SECURE").lower()
+    def _bool(self, key: str) -> bool:
+        """A true/false setting; an unreadable value is a problem and counts as the default."""
+        value = self.raw(key).lower()
         if value not in _TRUE + _FALSE:
-            self._problems.append(f"PROCUREMENT_SESSION_COOKIE_SECURE={value!r} is not a boolean")
-            return True
+            self._problems.append(f"{key}={value!r} is not a boolean")
+            return _KEYS[key].default.lower() in _TRUE
         return value in _TRUE
 
-    @property
-    def db_prepared_statements(self) -> bool:
-        value = self.raw("PROCUREMENT_DB_PREPARED_STATEMENTS").lower()
-        if value not in _TRUE + _FALSE:
-            self._problems.append(f"PROCUREMENT_DB_PREPARED_STATEMENTS={value!r} is not a boolean")
-            return True
-        return value in _TRUE
+    session_cookie_secure = property(lambda self: self._bool("PROCUREMENT_SESSION_COOKIE_SECURE"))
+    db_prepared_statements = property(lambda self: self._bool("PROCUREMENT_DB_PREPARED_STATEMENTS"))
 
     @property
     def db_connect_args(self) -> Dict[str, Any]:
