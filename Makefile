@@ -11,6 +11,14 @@ PYTHON ?= python3
 PYTHON_VERSION ?= 3.11
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Release artifacts built by the checks (the test releases of the stack and
+# cluster scenarios too) are kept here by source hash and shared between
+# scenarios; each build checks that its artifact installs offline.
+export PROCUREMENT_ARTIFACT_CACHE ?= $(CURDIR)/.cache/artifacts
+export PROCUREMENT_REQUIRE_INSTALL_CHECK ?= 1
+# The Pythons of the test hosts (Debian 12, Debian 13), whose artifacts
+# `make test` builds once before the scenarios start.
+ARTIFACT_PYTHONS ?= 3.11 3.13
 
 # One scenario per role, then the whole stack and its monitoring.
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
@@ -104,11 +112,15 @@ audit: venv ## Measure the deployed sandbox's security baseline (AUDIT_ARGS="--h
 app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist PYTHON_VERSION=3.11
 	$(MAKE) -C app dist PYTHON_VERSION=$(PYTHON_VERSION)
 
+.PHONY: artifacts
+artifacts: ## Build the release artifact for each test host's Python once, before the scenarios share it
+	@for v in $(ARTIFACT_PYTHONS); do $(MAKE) -s -C app dist PYTHON_VERSION=$$v; done
+
 .PHONY: molecule
-molecule: venv docker images ## Run every Molecule scenario (SCENARIOS="a b" to choose, MOLECULE_JOBS=3 at a time)
+molecule: venv docker images artifacts ## Run every Molecule scenario (SCENARIOS="a b" to choose, MOLECULE_JOBS=3 at a time)
 	scripts/molecule-all.sh -j $(MOLECULE_JOBS) $(SCENARIOS)
 
-molecule-%: venv docker images ## Run one Molecule scenario, e.g. make molecule-postgresql
+molecule-%: venv docker images artifacts ## Run one Molecule scenario, e.g. make molecule-postgresql
 	molecule test -s $*
 
 .PHONY: test
