@@ -4,6 +4,17 @@ Starts throw-away PostgreSQL and Redis on loopback, seeds 10,000 suppliers
 and 200,000 purchase orders with generate_series, runs the service with its
 gunicorn configuration and drives it with wrk (bounded: a fixed duration per
 case). Prints one ``RESULT`` line per case and a summary line.
+
+Cases:
+- ``health_live``: the floor, a request that touches neither cache nor database;
+- ``open_orders_first_page`` and ``supplier_performance``: one URL each, primed,
+  so nearly every request is a cache hit (the best case, not the typical one);
+- ``read_mix``: a seeded random mix over order pages, status and supplier
+  filters, supplier lists by category and the performance of any of the
+  10,000 suppliers, starting from a cold cache: hits and misses as they come;
+- ``read_mix_cache_off``: the same mix and seeds on a second gunicorn with
+  PROCUREMENT_CACHE_ENABLED=false, every read from PostgreSQL;
+- ``create_purchase_request``: writes.
 """
 
 from __future__ import annotations
@@ -89,6 +100,39 @@ wrk.headers["Authorization"] = "Bearer %s"
 """
 
 
+# A random read mix, the same sequence for every run (seeded per wrk thread).
+MIX_LUA = """
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  math.randomseed(1000 + id)
+end
+local statuses = {"issued", "partially_received", "received", "closed", "cancelled"}
+local auth = {Authorization = "Bearer %(token)s"}
+function request()
+  local r = math.random(1, 100)
+  local path
+  if r <= 30 then
+    path = "/api/v1/orders?page=" .. math.random(1, 50)
+  elseif r <= 45 then
+    path = "/api/v1/orders?status=" .. statuses[math.random(1, #statuses)] .. "&page=" .. math.random(1, 10)
+  elseif r <= 60 then
+    path = "/api/v1/orders?supplier_id=" .. math.random(1, %(suppliers)d)
+  elseif r <= 70 then
+    path = "/api/v1/orders?open=true&page=" .. math.random(1, 20)
+  elseif r <= 90 then
+    path = "/api/v1/suppliers/" .. math.random(1, %(suppliers)d) .. "/performance"
+  else
+    path = "/api/v1/suppliers?category=category-" .. math.random(0, 49) .. "&page=" .. math.random(1, 5)
+  end
+  return wrk.format("GET", path, auth)
+end
+"""
+
+
 def seed(pg: PostgresServer, tokens: dict) -> float:
     started = time.monotonic()
     url = pg.create_database()
@@ -142,8 +186,63 @@ def cache_counts(base: str) -> dict:
     for match in re.finditer(
         r'^procurement_cache_requests_total\{[^}]*result="(\w+)"[^}]*\}\s+([\d.e+]+)', text, re.M
     ):
-        counts[match.group(1)] += float(match.group(2))
+        counts[match.group(1)] = counts.get(match.group(1), 0.0) + float(match.group(2))
     return counts
+
+
+def start_gunicorn(workdir: Path, name: str, env: dict) -> tuple[subprocess.Popen, str]:
+    """gunicorn with the production configuration on a free port; waits until it is ready."""
+    port = free_port()
+    metrics_dir = workdir / f"metrics-{name}"
+    metrics_dir.mkdir()
+    env = {
+        **env,
+        "PROCUREMENT_LOG_FILE": str(workdir / f"procurement-{name}.log"),
+        "PROCUREMENT_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    log = open(workdir / f"gunicorn-{name}.log", "wb")  # noqa: SIM115 - the process keeps it
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:procurement.gunicorn_conf",
+            "procurement.wsgi:app",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get(base + "/health/ready", timeout=5).status_code == 200:
+                return server, base
+        except requests.RequestException:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            stop(server)
+            raise RuntimeError(f"gunicorn ({name}) did not become ready; see {workdir}")
+        time.sleep(0.5)
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def hit_rate(before: dict, after: dict) -> float:
+    hits = after["hit"] - before["hit"]
+    lookups = hits + (after["miss"] - before["miss"]) + (after["bypass"] - before["bypass"])
+    return hits / lookups if lookups else 0.0
 
 
 def main() -> None:
@@ -155,82 +254,61 @@ def main() -> None:
     with PostgresServer() as pg, RedisServer() as redis_server:
         seconds = seed(pg, tokens)
         print(f"seeded {SUPPLIERS} suppliers and {ORDERS} orders in {seconds:.1f}s", flush=True)
-        port = free_port()
-        metrics_dir = workdir / "metrics"
-        metrics_dir.mkdir()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PROCUREMENT_")},
             **pg.settings(),
             "PROCUREMENT_REDIS_URL": redis_server.url,
             "PROCUREMENT_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-            "PROCUREMENT_LOG_FILE": str(workdir / "procurement.log"),
-            "PROCUREMENT_BIND": f"127.0.0.1:{port}",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
-        log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:procurement.gunicorn_conf",
-                "procurement.wsgi:app",
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
+        mix = workdir / "mix.lua"
+        mix.write_text(MIX_LUA % {"token": tokens["admin"], "suppliers": SUPPLIERS})
+        results, rates = {}, {}
+        server, base = start_gunicorn(workdir, "cached", env)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if requests.get(base + "/health/ready", timeout=5).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not become ready; see " + str(workdir))
-                time.sleep(0.5)
             auth = f"Authorization: Bearer {tokens['admin']}"
             orders_url = base + "/api/v1/orders?open=true"
             supplier_url = base + "/api/v1/suppliers/4242/performance"
+            results["health_live"] = wrk(base + "/health/live")
+            # The mix first, on a cold cache.
+            before = cache_counts(base)
+            results["read_mix"] = wrk(base + "/api/v1/orders", script=str(mix))
+            rates["read_mix"] = hit_rate(before, cache_counts(base))
             for url in (orders_url, supplier_url):
                 assert requests.get(
                     url, headers={"Authorization": auth.split(": ")[1]}, timeout=30
                 ).ok
-            results = {}
-            results["health_live"] = wrk(base + "/health/live")
             before = cache_counts(base)
             results["open_orders_first_page"] = wrk(orders_url, [auth])
             results["supplier_performance"] = wrk(supplier_url, [auth])
-            after = cache_counts(base)
+            rates["primed_single_urls"] = hit_rate(before, cache_counts(base))
             script = workdir / "post.lua"
             script.write_text(POST_LUA % tokens["requester"])
             results["create_purchase_request"] = wrk(base + "/api/v1/requests", script=str(script))
-            for name, r in results.items():
-                print(
-                    f"RESULT case={name} rps={r['rps']:.1f} p50_ms={r['p50']:.2f} "
-                    f"p99_ms={r['p99']:.2f} errors={r['errors']}",
-                    flush=True,
-                )
-            hits = after["hit"] - before["hit"]
-            lookups = hits + (after["miss"] - before["miss"]) + (after["bypass"] - before["bypass"])
-            ratio = results["open_orders_first_page"]["rps"] / results["health_live"]["rps"]
+        finally:
+            stop(server)
+        server, base = start_gunicorn(
+            workdir, "uncached", {**env, "PROCUREMENT_CACHE_ENABLED": "false"}
+        )
+        try:
+            results["read_mix_cache_off"] = wrk(base + "/api/v1/orders", script=str(mix))
+        finally:
+            stop(server)
+        for name, r in results.items():
+            rate = f" cache_hit_rate={rates[name]:.4f}" if name in rates else ""
             print(
-                f"RESULT case=summary order_list_to_live_ratio={ratio:.2f} "
-                f"cache_hit_rate={hits / lookups if lookups else 0:.4f}",
+                f"RESULT case={name} rps={r['rps']:.1f} p50_ms={r['p50']:.2f} "
+                f"p99_ms={r['p99']:.2f} errors={r['errors']}{rate}",
                 flush=True,
             )
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
+        ratio = results["open_orders_first_page"]["rps"] / results["health_live"]["rps"]
+        mix_ratio = results["read_mix"]["rps"] / results["health_live"]["rps"]
+        cache_gain = results["read_mix"]["rps"] / results["read_mix_cache_off"]["rps"]
+        print(
+            f"RESULT case=summary order_list_to_live_ratio={ratio:.2f} read_mix_to_live_ratio={mix_ratio:.2f} "
+            f"read_mix_cache_speedup={cache_gain:.2f} read_mix_cache_hit_rate={rates['read_mix']:.4f} "
+            f"primed_cache_hit_rate={rates['primed_single_urls']:.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -90,6 +90,25 @@ def test_hits_and_misses_are_counted(cached_api):
     assert value("hit") == hits + 1
 
 
+def test_a_disabled_cache_sends_every_read_to_the_database(make_app, tokens, redis_server):
+    """PROCUREMENT_CACHE_ENABLED=false: nothing is served from or stored in the cache."""
+    from conftest import Api
+
+    from procurement.project_monitor import CACHE_REQUESTS
+
+    def value(result):
+        return CACHE_REQUESTS.labels("supplier_info", result)._value.get()
+
+    app = make_app(PROCUREMENT_CACHE_ENABLED="false")
+    api = Api(app.test_client(), tokens)
+    supplier = api.ok("POST", "/suppliers", "bob", {"name": "S", "category": "c"})
+    before = {result: value(result) for result in ("hit", "miss", "off")}
+    for _ in range(3):
+        assert api.ok("GET", f"/suppliers/{supplier['id']}", "bob")["name"] == "S"
+    assert value("off") == before["off"] + 3
+    assert (value("hit"), value("miss")) == (before["hit"], before["miss"])
+
+
 def test_memory_backend_is_bounded_and_expires():
     backend = MemoryBackend(max_size=3)
     for i in range(5):

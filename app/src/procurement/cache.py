@@ -222,9 +222,10 @@ class RedisBackend:
 
 
 class _State:
-    def __init__(self, backend, ttls: Dict[str, int]) -> None:
+    def __init__(self, backend, ttls: Dict[str, int], enabled: bool = True) -> None:
         self.backend = backend
         self.ttls = ttls
+        self.enabled = enabled
         self.retry_at = 0.0
         self.epoch_stale = False
         self.lock = threading.Lock()
@@ -243,7 +244,7 @@ class Cache:
             backend: Any = RedisBackend(cfg.redis_url, cfg.redis_password)
         else:
             backend = MemoryBackend(cfg.cache_max_size)
-        app.extensions["procurement_cache"] = _State(backend, cfg.cache_ttls)
+        app.extensions["procurement_cache"] = _State(backend, cfg.cache_ttls, cfg.cache_enabled)
 
     @staticmethod
     def _state() -> _State:
@@ -285,6 +286,9 @@ class Cache:
     ) -> Any:
         """Return the cached value for key, computing and storing it on a miss."""
         state = self._state()
+        if not state.enabled:
+            project_monitor.CACHE_REQUESTS.labels(strategy, "off").inc()
+            return producer()
         if not self._usable(state):
             project_monitor.CACHE_REQUESTS.labels(strategy, "bypass").inc()
             return producer()

@@ -74,6 +74,11 @@ SETTINGS: List[Setting] = [
         "127.0.0.0/8,::1/128",
         "Comma-separated networks that may read /metrics",
     ),
+    Setting(
+        "PROCUREMENT_CACHE_ENABLED",
+        "true",
+        "Serve reads from the cache; false sends every read to the database (writes still invalidate)",
+    ),
     Setting("PROCUREMENT_CACHE_DEFAULT_TTL", "300", "Default cache lifetime in seconds"),
     Setting("PROCUREMENT_CACHE_MAX_SIZE", "1000", "Most entries in the in-process cache"),
     Setting("PROCUREMENT_CACHE_TTL_SUPPLIER_INFO", "3600", "Lifetime of supplier data"),
@@ -188,6 +193,7 @@ class ConfigManager:
 
     session_cookie_secure = property(lambda self: self._bool("PROCUREMENT_SESSION_COOKIE_SECURE"))
     db_prepared_statements = property(lambda self: self._bool("PROCUREMENT_DB_PREPARED_STATEMENTS"))
+    cache_enabled = property(lambda self: self._bool("PROCUREMENT_CACHE_ENABLED"))
 
     @property
     def db_connect_args(self) -> Dict[str, Any]:
@@ -253,6 +259,7 @@ class ConfigManager:
             "metrics_allowed_networks",
             "session_cookie_secure",
             "db_prepared_statements",
+            "cache_enabled",
         ):
             getattr(self, name)
         for key in ("PROCUREMENT_DB_HOST", "PROCUREMENT_DB_NAME", "PROCUREMENT_DB_USER"):

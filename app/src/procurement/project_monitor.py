@@ -44,7 +44,7 @@ HTTP_REQUESTS = Counter(
 ERRORS = Counter("procurement_errors_total", "Error responses, by error code", ("code", "status"))
 CACHE_REQUESTS = Counter(
     "procurement_cache_requests_total",
-    "Cache look-ups by strategy and result (hit, miss, bypass while degraded)",
+    "Cache look-ups by strategy and result (hit, miss, bypass while degraded, off when disabled)",
     ("strategy", "result"),
 )
 CACHE_DEGRADED = Gauge(
