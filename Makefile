@@ -29,7 +29,7 @@ SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 3
 # Topology of make sandbox: aio (one host) or cluster (six).
 SANDBOX ?= aio
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk git rsync openssh-client chromium chromium-driver prometheus sslscan
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan
 
 .PHONY: help
 help: ## List the targets
@@ -123,8 +123,19 @@ molecule: venv docker images artifacts ## Run every Molecule scenario (SCENARIOS
 molecule-%: venv docker images artifacts ## Run one Molecule scenario, e.g. make molecule-postgresql
 	molecule test -s $*
 
+# The steps of make test, in order. Each is timed; the table at the end
+# (also in .cache/test-timing.txt) shows each step, each scenario's Molecule
+# steps and its slowest tests.
+TEST_STEPS ?= setup lint test-repo audit-deps test-app artifacts molecule
+
 .PHONY: test
-test: setup lint test-repo audit-deps test-app molecule ## Set up and run every check
+test: ## Set up and run every check
+	@rm -rf .cache/timing
+	@failed=""; for step in $(TEST_STEPS); do \
+	  $(PYTHON) scripts/timing.py run $$step -- $(MAKE) --no-print-directory $$step || { failed=$$step; break; }; \
+	done; \
+	$(PYTHON) scripts/timing.py table; \
+	if [ -n "$$failed" ]; then echo "make test: $$failed failed"; exit 1; fi
 	@echo "make test: all checks passed"
 
 .PHONY: clean
@@ -148,5 +159,5 @@ bench-app: ## Load-test the service (gunicorn, PostgreSQL, Redis on loopback; wr
 	$(MAKE) -C app bench
 
 .PHONY: bench-backup
-bench-backup: ## Time the backup script against a bare pg_dump -Fc, and a restore, on 1,000,000 order lines
+bench-backup: deps ## Time the backup script against a bare pg_dump -Fc, and a restore, on 1,000,000 order lines
 	$(MAKE) -C app bench-backup

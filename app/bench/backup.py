@@ -4,17 +4,20 @@ Starts a throw-away PostgreSQL on loopback, seeds it with the load benchmark's
 data at BENCH_ORDERS orders of one line each (default 1,000,000), then, in
 the same run and alternating so that both see the same machine:
 
-- a bare ``pg_dump -Fc > /dev/null`` (the baseline);
+- a bare ``pg_dump -Fc`` into a file (the baseline);
 - the role's backup script (dump, row check, configuration, archive, check);
 - a restore of the archive's procurement_db.sql into an empty database with
   the manual's psql line.
 
-Each is run BENCH_ROUNDS times; the fastest run counts. Prints RESULT lines.
+Each is run BENCH_ROUNDS times; the fastest run counts. Prints RESULT lines,
+with the compressor the script used (pigz, as the backup role installs on
+every host; ``make deps`` installs it here) and both outputs' sizes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +44,12 @@ def timed(args: list[str], **kwargs) -> float:
 
 
 def main() -> None:
+    if not shutil.which("pigz"):
+        sys.exit(
+            "bench-backup: pigz is not installed. The backup role installs it on every host and the "
+            "script compresses with it; without it the script falls back on gzip and this would time "
+            "another compressor. Install it (make deps, or apt-get install pigz)."
+        )
     work = Path(tempfile.mkdtemp(prefix="procurement-bench-backup-"))
     with PostgresServer() as pg:
         try:
@@ -75,8 +84,11 @@ def run(pg: PostgresServer, work: Path) -> None:
 
     baseline, script, restore = [], [], []
     for round_no in range(ROUNDS):
-        with open(os.devnull, "wb") as devnull:
-            baseline.append(timed(bare, stdout=devnull, env=env))
+        baseline_file = work / "baseline.dump"
+        with open(baseline_file, "wb") as out:
+            baseline.append(timed(bare, stdout=out, env=env))
+        baseline_bytes = baseline_file.stat().st_size
+        baseline_file.unlink()
         for old in backups.glob("procurement_backup_*.tar.gz"):
             old.unlink()
         script.append(timed([str(SCRIPT)], env=env, stdout=subprocess.DEVNULL))
@@ -111,7 +123,8 @@ def run(pg: PostgresServer, work: Path) -> None:
     ratio = min(script) / min(baseline)
     print(
         f"RESULT bench=backup order_lines={lines} orders={ORDERS} db_bytes={db_bytes} "
-        f"dump_sql_bytes={sql_bytes} archive_bytes={archive_bytes} rounds={ROUNDS}"
+        f"dump_sql_bytes={sql_bytes} archive_bytes={archive_bytes} baseline_bytes={baseline_bytes} "
+        f"compressor=pigz rounds={ROUNDS}"
     )
     print(
         f"RESULT bench=backup baseline_pg_dump_fc_s={min(baseline):.2f} backup_script_s={min(script):.2f} "
