@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Speed of the bundle itself, against the sandbox over SSH:
 #   1. the first converge of site.yml on a fresh host,
-#   2. a no-op re-run with the project's ansible.cfg,
-#   3. the same no-op re-run with Ansible's defaults (no pipelining, no SSH
-#      ControlPersist, no fact cache), measured in the same run.
-# Prints RESULT lines; see docs/benchmarks.md for recorded figures.
+#   2. no-op re-runs with the project's ansible.cfg,
+#   3. the same no-op re-runs with Ansible's real defaults (no pipelining,
+#      Ansible's own ssh_args with its 60 s ControlPersist, no fact cache,
+#      5 forks), alternating with 2. over BENCH_ROUNDS rounds (default 2).
+# Each run counts its own tasks. Prints RESULT lines per run, then the best
+# and the median of each case; see docs/benchmarks.md for recorded figures.
 #
 # SANDBOX=cluster times the six-host sandbox instead (first converge and the
 # tuned no-op only; docs/scaling.md compares the two topologies).
@@ -22,28 +24,35 @@ esac
 vault=inventory/sandbox/vault-password.txt
 hosts=$(ansible-inventory -i "${inventory}" --vault-password-file "${vault}" --list | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["_meta"]["hostvars"]))')
 
-run() { # label, then env assignments for ansible-playbook
+results="${out}/runs.tsv"
+: >"${results}"
+run() { # case label, then env assignments for ansible-playbook
   local label=$1; shift
-  local start end
+  local start end seconds tasks changed
   start=$(date +%s.%N)
   env "$@" ANSIBLE_NOCOLOR=1 ansible-playbook -i "${inventory}" --vault-password-file "${vault}" \
     playbooks/site.yml >"${out}/${label}.log" 2>&1 || { tail -n 40 "${out}/${label}.log" >&2; exit 1; }
   end=$(date +%s.%N)
   seconds=$(awk -v a="${start}" -v b="${end}" 'BEGIN { printf "%.1f", b - a }')
+  # This run's own tasks: ok + skipped + changed over every host of its recap.
   read -r tasks changed < <(awk '/^[^ ].*: ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "ok" || kv[1] == "skipped") t += kv[2]; if (kv[1] == "changed") c += kv[2] } } END { print t + 0, c + 0 }' "${out}/${label}.log")
-  eval "${label}_s=${seconds} ${label}_tasks=${tasks} ${label}_changed=${changed}"
+  printf '%s\t%s\t%s\t%s\n' "${label%%_r[0-9]*}" "${seconds}" "${tasks}" "${changed}" >>"${results}"
   echo "RESULT case=${label} topology=${topology} hosts=${hosts} seconds=${seconds} tasks=${tasks} changed=${changed}"
+  if [ "${label}" != first ] && [ "${changed}" -ne 0 ]; then
+    echo "bench-converge: the no-op run ${label} changed ${changed} task(s)" >&2
+    exit 1
+  fi
 }
 
-# Ansible's own defaults, written out: the project's cfg minus the tuning.
+# Ansible's real defaults: the project's cfg without its tuning. Nothing is
+# set that Ansible would not set itself: ssh_args stays Ansible's own default
+# (-C -o ControlMaster=auto -o ControlPersist=60s), pipelining is off, facts
+# are gathered on every play and not cached, forks are 5.
 cat >"${out}/defaults.cfg" <<CFG
 [defaults]
 roles_path = ${PWD}/roles
 host_key_checking = true
 interpreter_python = auto_silent
-[ssh_connection]
-pipelining = false
-ssh_args =
 [vars_host_group_vars]
 stage = inventory
 CFG
@@ -53,19 +62,41 @@ rm -rf .cache/ansible-facts
 SANDBOX_SKIP_CONVERGE=1 scripts/sandbox.sh up >/dev/null
 
 run first ANSIBLE_CONFIG="${PWD}/ansible.cfg"
-run noop_tuned ANSIBLE_CONFIG="${PWD}/ansible.cfg"
-if [ "${topology}" = cluster ]; then
-  awk -v first="${first_s}" -v tuned="${noop_tuned_s}" -v hosts="${hosts}" 'BEGIN {
-    printf "RESULT case=summary topology=cluster hosts=%d noop_to_first_ratio=%.3f first_s_per_host=%.1f noop_s_per_host=%.1f\n",
-      hosts, tuned / first, first / hosts, tuned / hosts
-  }'
-  [ "${noop_tuned_changed}" -eq 0 ] || { echo "bench-converge: the no-op run changed ${noop_tuned_changed} task(s)" >&2; exit 1; }
-  exit 0
-fi
-run noop_default ANSIBLE_CONFIG="${out}/defaults.cfg"
+# The no-op re-runs alternate between the two configurations, round after
+# round, so that both see the same machine; best and median are reported.
+rounds=${BENCH_ROUNDS:-2}
+for round in $(seq 1 "${rounds}"); do
+  run "noop_tuned_r${round}" ANSIBLE_CONFIG="${PWD}/ansible.cfg"
+  if [ "${topology}" = aio ]; then
+    run "noop_default_r${round}" ANSIBLE_CONFIG="${out}/defaults.cfg"
+  fi
+done
 
-awk -v first="${first_s}" -v tuned="${noop_tuned_s}" -v dflt="${noop_default_s}" -v tasks="${noop_tuned_tasks}" 'BEGIN {
-  printf "RESULT case=summary noop_to_first_ratio=%.3f default_to_tuned_speedup=%.2f tuned_s_per_task=%.3f default_s_per_task=%.3f\n",
-    tuned / first, dflt / tuned, tuned / tasks, dflt / tasks
-}'
-[ "${noop_tuned_changed}" -eq 0 ] || { echo "bench-converge: the no-op run changed ${noop_tuned_changed} task(s)" >&2; exit 1; }
+python3 - "${results}" "${topology}" "${hosts}" <<'PY'
+import statistics
+import sys
+
+rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
+topology, hosts = sys.argv[2], int(sys.argv[3])
+cases = {}
+for case, seconds, tasks, _ in rows:
+    cases.setdefault(case, []).append((float(seconds), int(tasks)))
+first = cases["first"][0][0]
+summary = {}
+for case in ("noop_tuned", "noop_default"):
+    if case not in cases:
+        continue
+    runs = cases[case]
+    best = min(s for s, _ in runs)
+    median = statistics.median(s for s, _ in runs)
+    per_task = statistics.median(s / t for s, t in runs)
+    summary[case] = median
+    print(
+        f"RESULT case={case} topology={topology} hosts={hosts} rounds={len(runs)} best_s={best:.1f} "
+        f"median_s={median:.1f} tasks={runs[0][1]} s_per_task={per_task:.3f}"
+    )
+line = f"RESULT case=summary topology={topology} hosts={hosts} noop_to_first_ratio={summary['noop_tuned'] / first:.3f}"
+if "noop_default" in summary:
+    line += f" default_to_tuned_speedup={summary['noop_default'] / summary['noop_tuned']:.2f}"
+print(line + f" first_s_per_host={first / hosts:.1f} noop_s_per_host={summary['noop_tuned'] / hosts:.1f}")
+PY
