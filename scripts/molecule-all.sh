@@ -22,7 +22,11 @@ run_one() {
   # Containers left by an earlier run (another checkout, or an interrupted
   # one) would otherwise be started again with their old state.
   docker ps -aq --filter "name=^${scenario}-" | xargs -r docker rm -f >/dev/null
-  if molecule test -s "${scenario}" >"${logs}/${scenario}.log" 2>&1; then rc=0; else rc=$?; fi
+  # The log as Molecule wrote it, and when each of its steps began (for the
+  # timing table of make test: scripts/timing.py).
+  set -o pipefail
+  if molecule test -s "${scenario}" 2>&1 | python3 scripts/timing.py stamp ".cache/timing/${scenario}.steps" \
+      >"${logs}/${scenario}.log"; then rc=0; else rc=$?; fi
   local seconds=$(( $(date +%s) - start ))
   if [ "${rc}" -eq 0 ]; then
     echo "molecule: PASS ${scenario} (${seconds}s): $(grep -Eo '[0-9]+ passed[^=]*' "${logs}/${scenario}.log" | tail -n 1)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -97,24 +98,46 @@ def test_config_validate_passes_on_valid_config(no_dotenv):
     assert "valid" in result.output
 
 
-def test_manual_troubleshooting_one_liner_works(no_dotenv):
-    (no_dotenv / ".env").write_text(
-        "PROCUREMENT_DB_PASSWORD=pw\nPROCUREMENT_SECRET_KEY=" + "k" * 32 + "\n"
-    )
+MANUAL_ONE_LINER = "from config_manager import ConfigManager; print(ConfigManager().validate())"
+
+
+def one_liner_problems(directory: Path) -> list:
+    """Run the manual's troubleshooting line in ``directory`` and read the list it prints."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from config_manager import ConfigManager; print(ConfigManager().validate())",
-        ],
+        [sys.executable, "-c", MANUAL_ONE_LINER],
         capture_output=True,
         text=True,
-        cwd=no_dotenv,
+        cwd=directory,
         check=True,
     ).stdout
-    # Only the log directory of a build machine may be missing.
-    assert out.startswith("[")
-    assert "PROCUREMENT_SECRET_KEY" not in out and "PASSWORD" not in out
+    problems = ast.literal_eval(out.strip())
+    assert isinstance(problems, list), out
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("PROCUREMENT_DB_PORT=http", "PROCUREMENT_DB_PORT"),
+        ("PROCUREMENT_SECRET_KEY=short", "PROCUREMENT_SECRET_KEY is missing or shorter"),
+        ("PROCUREMENT_LOG_LEVEL=LOUD", "PROCUREMENT_LOG_LEVEL must be one of"),
+    ],
+)
+def test_manual_troubleshooting_one_liner_reads_the_env_file(no_dotenv, line, fragment):
+    """The line reads .env from the working directory, as on the host, and lists its problems."""
+    good = (
+        "PROCUREMENT_DB_PASSWORD=pw\n"
+        f"PROCUREMENT_SECRET_KEY={'k' * 32}\n"
+        f"PROCUREMENT_LOG_FILE={no_dotenv / 'procurement.log'}\n"
+    )
+    (no_dotenv / ".env").write_text(good)
+    assert one_liner_problems(no_dotenv) == []
+
+    (no_dotenv / ".env").write_text(good + line + "\n")
+    problems = one_liner_problems(no_dotenv)
+    assert len(problems) == 1 and fragment in problems[0], problems
+    # A problem names the setting, never a secret's value.
+    assert "k" * 32 not in str(problems) and "=pw" not in str(problems)
 
 
 def test_env_example_documents_every_key():

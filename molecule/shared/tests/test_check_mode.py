@@ -7,12 +7,15 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
     re.M,
 )
 
 
+@pytest.mark.converged_state
 def test_check_mode_on_converged_hosts_reports_no_changes():
     """`ansible-playbook --check` of the converge playbook must predict no change.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -104,6 +105,81 @@ def peer_of(host):
 @pytest.fixture()
 def peer(host):
     return peer_of(host)
+
+
+@pytest.fixture(scope="module")
+def people(host, secrets):
+    """A requester, an approver and a buyer, created through the API by the admin."""
+    api = Api(host)
+    admin = secrets["vault_app_admin_token"]
+    suffix = str(int(time.time() * 1000))
+    tokens = {"admin": admin}
+    for role in ("requester", "approver", "buyer"):
+        created = api.ok("POST", "/users", admin, {"name": f"{role}-{suffix}", "role": role})
+        tokens[role] = created["token"]
+    return tokens
+
+
+def purchasing_flow(api, people, before_receipt=None):
+    """A purchase from a new supplier, through Nginx: request, approval, order and receipt.
+
+    Returns the supplier and the received order. ``before_receipt(supplier)``
+    runs once the supplier and the item exist, before anything is requested.
+    """
+    supplier = api.ok(
+        "POST",
+        "/suppliers",
+        people["buyer"],
+        {"name": f"Acme {time.time()}", "category": "office", "contact": "a@example.com"},
+    )
+    item = api.ok(
+        "POST", "/items", people["buyer"], {"sku": f"PAPER-{time.time()}", "name": "Paper A4", "unit_cost": 4.5}
+    )
+    if before_receipt:
+        before_receipt(supplier)
+
+    draft = api.ok(
+        "POST",
+        "/requests",
+        people["requester"],
+        {
+            "justification": "printer room",
+            "lines": [{"item_id": item["id"], "quantity": 10, "estimated_unit_price": 4.5}],
+        },
+    )
+    api.ok("POST", f"/requests/{draft['id']}/submit", people["requester"])
+    approved = api.ok("POST", f"/requests/{draft['id']}/approve", people["approver"], {"comment": "ok"})
+    assert approved["status"] == "approved"
+    order = api.ok(
+        "POST",
+        "/orders",
+        people["buyer"],
+        {
+            "request_id": draft["id"],
+            "supplier_id": supplier["id"],
+            "expected_delivery_date": dt.date.today().isoformat(),
+        },
+    )
+    received = api.ok(
+        "POST",
+        f"/orders/{order['id']}/receipts",
+        people["buyer"],
+        {"delivery_date": dt.date.today().isoformat(), "lines": [{"line_no": 1, "quantity": 10}]},
+    )
+    assert received["status"] == "received"
+
+    return supplier, received
+
+
+@pytest.fixture(scope="module")
+def received_order(api_module, people):
+    """A purchase of this module's own, received in full."""
+    return purchasing_flow(api_module, people)[1]
+
+
+@pytest.fixture(scope="module")
+def api_module(host):
+    return Api(host)
 
 
 class Poller(threading.Thread):

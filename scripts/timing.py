@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Where the time of `make test` goes.
+
+    timing.py run NAME -- COMMAND...   run a step of make test and record its time
+    timing.py stamp STEPS_FILE         copy a Molecule run's output from stdin to
+                                       stdout, recording when each of its steps began
+    timing.py table                    print the timing table and write it to
+                                       .cache/test-timing.txt
+
+Records live in .cache/timing/: steps.tsv (name, seconds, exit code) and, per
+scenario, the start of each Molecule step. The slowest tests come from
+pytest's --durations section in each scenario's log.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / ".cache/timing"
+LOGS = ROOT / ".cache/molecule-logs"
+TABLE = ROOT / ".cache/test-timing.txt"
+STEPS = "dependency|cleanup|destroy|syntax|create|prepare|converge|idempotence|side_effect|verify"
+# Molecule announces each step with the scenario, the step and "Executing".
+STEP_START = re.compile(rf"\b({STEPS})\b\W+Executing\b")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+DURATION = re.compile(r"^(\d+\.\d+)s (call|setup|teardown)\s+(\S+)")
+SLOWEST = 5
+
+
+def run(name: str, command: list[str]) -> int:
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    rc = subprocess.call(command)
+    with (RECORDS / "steps.tsv").open("a") as out:
+        out.write(f"{name}\t{time.monotonic() - start:.0f}\t{rc}\n")
+    return rc
+
+
+def stamp(steps_file: str) -> int:
+    start = time.monotonic()
+    path = Path(steps_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as steps:
+        for line in sys.stdin.buffer:
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+            match = STEP_START.search(ANSI.sub("", line.decode("utf-8", "replace")))
+            if match:
+                steps.write(f"{match.group(1)}\t{time.monotonic() - start:.1f}\n")
+                steps.flush()
+        steps.write(f"end\t{time.monotonic() - start:.1f}\n")
+    return 0
+
+
+def scenario_steps(path: Path) -> list[tuple[str, float]]:
+    """(step, seconds) in order; a step run twice (destroy) is listed twice."""
+    marks = [(name, float(at)) for name, at in (line.split("\t") for line in path.read_text().splitlines())]
+    return [(name, nxt - at) for (name, at), (_, nxt) in zip(marks, marks[1:])]
+
+
+def slowest_tests(log: Path) -> list[tuple[float, str]]:
+    if not log.exists():
+        return []
+    found = []
+    for line in ANSI.sub("", log.read_text(errors="replace")).splitlines():
+        match = DURATION.match(line.strip())
+        if match:
+            found.append((float(match.group(1)), f"{match.group(3)} ({match.group(2)})"))
+    return sorted(found, reverse=True)[:SLOWEST]
+
+
+def table() -> str:
+    lines = ["make test: where the time went (seconds)", ""]
+    steps_tsv = RECORDS / "steps.tsv"
+    if steps_tsv.exists():
+        total = 0
+        lines.append(f"{'step':<24}{'s':>7}  result")
+        for row in steps_tsv.read_text().splitlines():
+            name, seconds, rc = row.split("\t")
+            total += int(seconds)
+            lines.append(f"{name:<24}{seconds:>7}  {'ok' if rc == '0' else 'FAILED (' + rc + ')'}")
+        lines.append(f"{'total':<24}{total:>7}")
+        lines.append("")
+    for path in sorted(RECORDS.glob("*.steps")):
+        scenario = path.stem
+        steps = scenario_steps(path)
+        if not steps:
+            continue
+        wall = sum(seconds for _, seconds in steps)
+        parts = "  ".join(f"{name} {seconds:.0f}" for name, seconds in steps if seconds >= 0.5)
+        lines.append(f"scenario {scenario}: {wall:.0f} s  ({parts})")
+        for seconds, test in slowest_tests(LOGS / f"{scenario}.log"):
+            lines.append(f"    {seconds:8.1f}  {test}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 4 and argv[1] == "run" and argv[3] == "--":
+        return run(argv[2], argv[4:])
+    if len(argv) == 3 and argv[1] == "stamp":
+        return stamp(argv[2])
+    if len(argv) == 2 and argv[1] == "table":
+        text = table()
+        TABLE.parent.mkdir(parents=True, exist_ok=True)
+        TABLE.write_text(text)
+        sys.stdout.write(text)
+        print(f"(also in {TABLE.relative_to(ROOT)})")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
