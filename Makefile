@@ -123,20 +123,9 @@ molecule: venv docker images artifacts ## Run every Molecule scenario (SCENARIOS
 molecule-%: venv docker images artifacts ## Run one Molecule scenario, e.g. make molecule-postgresql
 	molecule test -s $*
 
-# The steps of make test, in order. Each is timed; the table at the end
-# (also in .cache/test-timing.txt) shows each step, each scenario's Molecule
-# steps and its slowest tests.
-TEST_STEPS ?= setup lint test-repo audit-deps test-app artifacts molecule
-
 .PHONY: test
-test: ## Set up and run every check
-	@rm -rf .cache/timing
-	@failed=""; for step in $(TEST_STEPS); do \
-	  $(PYTHON) scripts/timing.py run $$step -- $(MAKE) --no-print-directory $$step || { failed=$$step; break; }; \
-	done; \
-	$(PYTHON) scripts/timing.py table; \
-	if [ -n "$$failed" ]; then echo "make test: $$failed failed"; exit 1; fi
-	@echo "make test: all checks passed"
+test: ## Set up and run every check, timed (scenarios beside the other checks; table in .cache/test-timing.txt)
+	MAKE="$(MAKE)" scripts/make-test.sh
 
 .PHONY: clean
 clean: ## Remove caches (keeps the venv and images)

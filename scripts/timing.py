@@ -28,7 +28,9 @@ STEPS = "dependency|cleanup|destroy|syntax|create|prepare|converge|idempotence|s
 # Molecule announces each step with the scenario, the step and "Executing".
 STEP_START = re.compile(rf"\b({STEPS})\b\W+Executing\b")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-DURATION = re.compile(r"^(\d+\.\d+)s (call|setup|teardown)\s+(\S+)")
+DURATION = re.compile(r"^(\d+\.\d+)s (call|setup|teardown)\s*(\S*)")
+BOX = re.compile(r"^\s*\u2502 ?")
+SUMMARY = re.compile(r"\d+ (passed|failed|errors?)\b")
 SLOWEST = 5
 
 
@@ -64,27 +66,42 @@ def scenario_steps(path: Path) -> list[tuple[str, float]]:
 
 
 def slowest_tests(log: Path) -> list[tuple[float, str]]:
+    """pytest's --durations section of a scenario's log; Molecule wraps its long lines."""
     if not log.exists():
         return []
-    found = []
-    for line in ANSI.sub("", log.read_text(errors="replace")).splitlines():
-        match = DURATION.match(line.strip())
+    found: list[list] = []
+    inside = False
+    for raw in ANSI.sub("", log.read_text(errors="replace")).splitlines():
+        line = BOX.sub("", raw).strip()
+        if not inside:
+            inside = "slowest" in line and "durations" in line
+            continue
+        if SUMMARY.search(line):
+            break
+        match = DURATION.match(line)
         if match:
-            found.append((float(match.group(1)), f"{match.group(3)} ({match.group(2)})"))
-    return sorted(found, reverse=True)[:SLOWEST]
+            found.append([float(match.group(1)), f"{match.group(3)} ({match.group(2)})"])
+        elif found and line and "=" not in line:
+            found[-1][1] = found[-1][1].replace(" (", line + " (", 1)
+    tests = []
+    for seconds, test in found:
+        path, _, rest = test.partition("::")
+        tests.append((seconds, path.rsplit("/", 1)[-1] + "::" + rest))
+    return sorted(tests, reverse=True)[:SLOWEST]
 
 
 def table() -> str:
     lines = ["make test: where the time went (seconds)", ""]
     steps_tsv = RECORDS / "steps.tsv"
     if steps_tsv.exists():
-        total = 0
         lines.append(f"{'step':<24}{'s':>7}  result")
         for row in steps_tsv.read_text().splitlines():
             name, seconds, rc = row.split("\t")
-            total += int(seconds)
             lines.append(f"{name:<24}{seconds:>7}  {'ok' if rc == '0' else 'FAILED (' + rc + ')'}")
-        lines.append(f"{'total':<24}{total:>7}")
+        started = RECORDS / "started"
+        if started.exists():
+            wall = time.time() - int(started.read_text())
+            lines.append(f"{'wall time':<24}{wall:>7.0f}  (molecule runs beside lint, test-repo, audit-deps, test-app)")
         lines.append("")
     for path in sorted(RECORDS.glob("*.steps")):
         scenario = path.stem
