@@ -133,13 +133,13 @@ def test_guard_refuses_when_no_allowed_user_has_a_key(host):
 
 
 def test_guard_passes_and_says_why_when_nobody_may_log_in_over_ssh(host):
-    # Ansible reaches this host through the Docker API, not sshd; with no
+    # Ansible reaches this host through docker exec, not sshd; with no
     # allowed user there is no SSH login that key-only could take away.
     result, output = converge(
         host, "--check", "--tags", "hardening_ssh", "-e", json.dumps({"hardening_ssh_allowed_users": []})
     )
     assert result.returncode == 0, output[-3000:]
-    assert "Ansible does not connect through sshd (community.docker.docker_api)" in output, output[-3000:]
+    assert "Ansible does not connect through sshd (community.docker.docker)" in output, output[-3000:]
     assert "no account may log in over SSH (hardening_ssh_allowed_users is empty)" in output
 
 
