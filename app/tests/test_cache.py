@@ -93,7 +93,6 @@ def test_hits_and_misses_are_counted(cached_api):
 def test_a_disabled_cache_sends_every_read_to_the_database(make_app, tokens, redis_server):
     """PROCUREMENT_CACHE_ENABLED=false: nothing is served from or stored in the cache."""
     from conftest import Api
-
     from procurement.project_monitor import CACHE_REQUESTS
 
     def value(result):

@@ -77,7 +77,7 @@ SETTINGS: List[Setting] = [
     Setting(
         "PROCUREMENT_CACHE_ENABLED",
         "true",
-        "Serve reads from the cache; false sends every read to the database (writes still invalidate)",
+        "Serve reads from the cache; false reads everything from the database",
     ),
     Setting("PROCUREMENT_CACHE_DEFAULT_TTL", "300", "Default cache lifetime in seconds"),
     Setting("PROCUREMENT_CACHE_MAX_SIZE", "1000", "Most entries in the in-process cache"),
