@@ -34,7 +34,7 @@ run() { # case label, then env assignments for ansible-playbook
     playbooks/site.yml >"${out}/${label}.log" 2>&1 || { tail -n 40 "${out}/${label}.log" >&2; exit 1; }
   end=$(date +%s.%N)
   seconds=$(awk -v a="${start}" -v b="${end}" 'BEGIN { printf "%.1f", b - a }')
-  # This run's own tasks: ok + skipped + changed over every host of its recap.
+  # This run's own tasks: ok (changed ones included) + skipped, over every host of its recap.
   read -r tasks changed < <(awk '/^[^ ].*: ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "ok" || kv[1] == "skipped") t += kv[2]; if (kv[1] == "changed") c += kv[2] } } END { print t + 0, c + 0 }' "${out}/${label}.log")
   printf '%s\t%s\t%s\t%s\n' "${label%%_r[0-9]*}" "${seconds}" "${tasks}" "${changed}" >>"${results}"
   echo "RESULT case=${label} topology=${topology} hosts=${hosts} seconds=${seconds} tasks=${tasks} changed=${changed}"
