@@ -114,7 +114,9 @@ app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist 
 
 .PHONY: artifacts
 artifacts: ## Build the release artifact for each test host's Python once, before the scenarios share it
-	@for v in $(ARTIFACT_PYTHONS); do $(MAKE) -s -C app dist PYTHON_VERSION=$$v; done
+	@$(MAKE) -s -C app venv
+	@pids=""; for v in $(ARTIFACT_PYTHONS); do $(MAKE) -s -C app dist PYTHON_VERSION=$$v & pids="$$pids $$!"; done; \
+	rc=0; for pid in $$pids; do wait $$pid || rc=1; done; exit $$rc
 
 .PHONY: molecule
 molecule: venv docker images artifacts ## Run every Molecule scenario (SCENARIOS="a b" to choose, MOLECULE_JOBS=3 at a time)
