@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,8 +34,9 @@ import requests
 APP_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(APP_DIR / "tests"))
 
+import servers  # noqa: E402
 from procurement import migrate  # noqa: E402
-from servers import PostgresServer, RedisServer, free_port  # noqa: E402
+from servers import PostgresServer, RedisServer, stop_gunicorn  # noqa: E402
 
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
@@ -191,52 +191,15 @@ def cache_counts(base: str) -> dict:
 
 
 def start_gunicorn(workdir: Path, name: str, env: dict) -> tuple[subprocess.Popen, str]:
-    """gunicorn with the production configuration on a free port; waits until it is ready."""
-    port = free_port()
+    """gunicorn with the production configuration, its log and metrics folder named after the case."""
     metrics_dir = workdir / f"metrics-{name}"
     metrics_dir.mkdir()
     env = {
         **env,
         "PROCUREMENT_LOG_FILE": str(workdir / f"procurement-{name}.log"),
-        "PROCUREMENT_BIND": f"127.0.0.1:{port}",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    log = open(workdir / f"gunicorn-{name}.log", "wb")  # noqa: SIM115 - the process keeps it
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:procurement.gunicorn_conf",
-            "procurement.wsgi:app",
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if requests.get(base + "/health/ready", timeout=5).status_code == 200:
-                return server, base
-        except requests.RequestException:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            stop(server)
-            raise RuntimeError(f"gunicorn ({name}) did not become ready; see {workdir}")
-        time.sleep(0.5)
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(30)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    return servers.start_gunicorn(workdir, env, name=f"gunicorn-{name}")
 
 
 def hit_rate(before: dict, after: dict) -> float:
@@ -285,14 +248,14 @@ def main() -> None:
             script.write_text(POST_LUA % tokens["requester"])
             results["create_purchase_request"] = wrk(base + "/api/v1/requests", script=str(script))
         finally:
-            stop(server)
+            stop_gunicorn(server)
         server, base = start_gunicorn(
             workdir, "uncached", {**env, "PROCUREMENT_CACHE_ENABLED": "false"}
         )
         try:
             results["read_mix_cache_off"] = wrk(base + "/api/v1/orders", script=str(mix))
         finally:
-            stop(server)
+            stop_gunicorn(server)
         for name, r in results.items():
             rate = f" cache_hit_rate={rates[name]:.4f}" if name in rates else ""
             print(

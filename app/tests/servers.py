@@ -1,4 +1,5 @@
-"""Throw-away PostgreSQL and Redis servers on loopback, for tests and the benchmark.
+"""Throw-away PostgreSQL, Redis and PgBouncer servers on loopback, and the service itself
+under gunicorn, for tests and the benchmark.
 
 PostgreSQL refuses to run as root, so when we are root the cluster is
 created and run as an unprivileged user (``nobody`` by default) through
@@ -11,8 +12,10 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import List, Optional
 
 import psycopg
 import redis
+import requests
 
 PG_USER = "procurement_user"
 PG_PASSWORD = "test-password"
@@ -30,6 +34,54 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_gunicorn(
+    workdir: Path, env: dict, name: str = "gunicorn"
+) -> tuple[subprocess.Popen, str]:
+    """The service as production runs it (``procurement.gunicorn_conf``) on a free loopback port.
+
+    ``env`` is the whole environment of the process; PROCUREMENT_BIND is set
+    here. Returns the process and its base URL once /health/ready answers
+    200; raises with the end of its output if it never does.
+    """
+    port = free_port()
+    output = workdir / f"{name}.out"
+    with open(output, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:procurement.gunicorn_conf",
+                "procurement.wsgi:app",
+            ],
+            cwd=workdir,
+            env={**env, "PROCUREMENT_BIND": f"127.0.0.1:{port}"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get(base + "/health/ready", timeout=5).status_code == 200:
+                return proc, base
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(output.read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def stop_gunicorn(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def pg_bindir() -> str:

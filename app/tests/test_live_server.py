@@ -9,9 +9,6 @@ import hashlib
 import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +18,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
+import servers
 from conftest import TABLES
-from servers import free_port
+from servers import stop_gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +39,11 @@ def seed_admin(database):
 
 
 def start_gunicorn(workdir, settings):
-    """Run the service as production does; return (process, base URL)."""
-    port = free_port()
+    """Run the service as production does, small; return (process, base URL)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROCUREMENT_")},
         "PROCUREMENT_SECRET_KEY": "live-secret-key-0123456789",
         "PROCUREMENT_LOG_FILE": str(workdir / "procurement.log"),
-        "PROCUREMENT_BIND": f"127.0.0.1:{port}",
         "PROCUREMENT_WORKERS": "2",
         "PROCUREMENT_THREADS": "2",
         "PROCUREMENT_DB_POOL_MIN": "2",
@@ -55,37 +51,7 @@ def start_gunicorn(workdir, settings):
         "PROCUREMENT_METRICS_CACHE_SECONDS": "0",
         **settings,
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:procurement.gunicorn_conf",
-            "procurement.wsgi:app",
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=open(workdir / "gunicorn.out", "wb"),  # noqa: SIM115 - closed with the process
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if requests.get(base + "/health/ready", timeout=5).status_code == 200:
-                return proc, base
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError((workdir / "gunicorn.out").read_text()[-3000:])
-        time.sleep(0.2)
-
-
-def stop_gunicorn(proc):
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
+    return servers.start_gunicorn(workdir, env)
 
 
 @pytest.fixture(scope="module")
