@@ -67,7 +67,14 @@ bootstrap_access() {
   mkdir -p "${generated}"
   chmod 0700 "${generated}"
   [ -f "${generated}/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C "${name}" -f "${generated}/id_ed25519"
-  docker exec "${container}" systemctl is-system-running --wait >/dev/null || true
+  # Until systemd answers on its bus and has finished booting: before that,
+  # systemctl fails at once, and apt's signature checks can fail as well.
+  local state=""
+  for _ in $(seq 60); do
+    state=$(docker exec "${container}" systemctl is-system-running --wait 2>/dev/null || true)
+    case "${state}" in running | degraded) break ;; esac
+    sleep 1
+  done
   docker exec -i "${container}" bash -euo pipefail -c '
     id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash deploy
     install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
@@ -78,7 +85,7 @@ bootstrap_access() {
     chmod 0440 /etc/sudoers.d/deploy
     # A provisioned server has a package index; the image ships none, and its
     # empty lists directory is young enough for apt to call the cache valid.
-    ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -qq
+    ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -qq || { sleep 5; apt-get update -qq; }
   ' <"${generated}/id_ed25519.pub"
   for _ in $(seq 30); do
     if ssh -q -i "${generated}/id_ed25519" -p "${ssh_port}" -o BatchMode=yes \
