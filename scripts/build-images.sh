@@ -44,6 +44,11 @@ build() {
   rm -f "${root}"/etc/ssh/ssh_host_*
   mkdir -p "${root}/etc/systemd/system/ssh.service.d"
   printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' >"${root}/etc/systemd/system/ssh.service.d/hostkeys.conf"
+  # As in Docker's own Debian images: a container's files need no fsync
+  # per unpacked file (the image is thrown away, not power-cycled), and
+  # package translations are never read. Installs take less I/O and CPU.
+  echo force-unsafe-io >"${root}/etc/dpkg/dpkg.cfg.d/container-unsafe-io"
+  echo 'Acquire::Languages "none";' >"${root}/etc/apt/apt.conf.d/99container-no-translations"
   chroot "${root}" apt-get clean
   rm -rf "${root}"/var/lib/apt/lists/*
 

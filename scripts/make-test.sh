@@ -40,7 +40,21 @@ done
 setsid nice -n 10 python3 scripts/timing.py run molecule -- "${make}" --no-print-directory molecule \
   >"${timing}/molecule.out" 2>&1 &
 molecule_pid=$!
-echo "make test: Molecule scenarios started beside the other checks (output follows when they end)"
+echo "make test: Molecule scenarios started beside the other checks (their lines follow as scenarios end)"
+
+# The scenarios' own lines (one per finished scenario), as they come, and
+# where each unfinished one stands: a run stopped by a time limit still
+# shows where its time went.
+shown=0
+molecule_news() {
+  local total
+  total=$(wc -l <"${timing}/molecule.out")
+  if [ "${total}" -gt "${shown}" ]; then
+    sed -n "$((shown + 1)),${total}p" "${timing}/molecule.out"
+    shown=${total}
+  fi
+  python3 scripts/timing.py progress
+}
 
 failed=""
 for beside in lint test-repo audit-deps test-app; do
@@ -48,11 +62,18 @@ for beside in lint test-repo audit-deps test-app; do
     failed=${beside}
     break
   fi
+  molecule_news
 done
 if [ -n "${failed}" ]; then
   echo "make test: ${failed} failed; stopping the Molecule scenarios"
   kill -TERM -- "-${molecule_pid}" 2>/dev/null || true
 fi
+ticks=0
+while kill -0 "${molecule_pid}" 2>/dev/null; do
+  sleep 10
+  ticks=$((ticks + 1))
+  if [ $((ticks % 30)) -eq 0 ]; then molecule_news; fi
+done
 wait "${molecule_pid}" || failed="${failed:+${failed} }molecule"
-cat "${timing}/molecule.out"
+molecule_news
 finish "${failed}"

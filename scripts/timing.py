@@ -6,6 +6,8 @@
                                        stdout, recording when each of its steps began
     timing.py table                    print the timing table and write it to
                                        .cache/test-timing.txt
+    timing.py progress                 one line: the step each running scenario
+                                       is in, and for how long
 
 Records live in .cache/timing/: steps.tsv (name, seconds, exit code) and, per
 scenario, the start of each Molecule step. The slowest tests come from
@@ -116,11 +118,29 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def progress() -> str:
+    """Which step each unfinished scenario is in: a run cut off by a time
+    limit still shows where its time went."""
+    now = time.time()
+    running = []
+    for path in sorted(RECORDS.glob("*.steps")):
+        marks = path.read_text().splitlines()
+        if not marks or marks[-1].startswith("end\t"):
+            continue
+        step, at = marks[-1].split("\t")
+        begun = path.stat().st_mtime - float(at)  # the file was last written at its last mark
+        running.append(f"{path.stem} {step} since {now - begun - float(at):.0f}s (scenario {now - begun:.0f}s)")
+    return "molecule: running: " + ("; ".join(running) if running else "no scenario")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) >= 4 and argv[1] == "run" and argv[3] == "--":
         return run(argv[2], argv[4:])
     if len(argv) == 3 and argv[1] == "stamp":
         return stamp(argv[2])
+    if len(argv) == 2 and argv[1] == "progress":
+        print(progress(), flush=True)
+        return 0
     if len(argv) == 2 and argv[1] == "table":
         text = table()
         TABLE.parent.mkdir(parents=True, exist_ok=True)
