@@ -20,9 +20,9 @@ export PROCUREMENT_REQUIRE_INSTALL_CHECK ?= 1
 # `make test` builds once before the scenarios start.
 ARTIFACT_PYTHONS ?= 3.11 3.13
 
-# One scenario per role, then the whole stack and its monitoring.
+# One scenario per role, then the whole stack (with its alerts) and the cluster.
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
-STACK_SCENARIOS ?= stack cluster monitoring
+STACK_SCENARIOS ?= stack cluster
 SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 # Three at a time: much of a scenario's time is waiting (packages, services,
 # traffic under deploys), so three finish sooner than two on two cores.

@@ -1,4 +1,9 @@
-"""Monitoring proven by behaviour: targets up, rules loaded, alerts fire, reach the receiver and resolve."""
+"""Monitoring proven by behaviour: targets up, rules loaded, alerts fire, reach the receiver and resolve.
+
+On one of the stack's all-in-one hosts (conftest.py: ONE_HOST_TESTS), so
+that Prometheus scrapes every component over loopback; the windows are
+shortened in group_vars/all/stack.yml.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import json
 import subprocess
 import time
 
-from conftest import https_status, wait_for
+import pytest
+from alerting import Prometheus, Receiver, https_status, wait_for
+from conftest import SERVER_NAME, TARGETS
 
 EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "postgresql", "redis", "nginx", "procurement"}
 EXPECTED_RULES = {
@@ -37,9 +44,19 @@ INTERNAL_PORTS = {
 }
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 # Scrape and evaluation every 5 s, DatabaseDown and HighErrorRate `for` 15 s,
-# group_wait 5 s (group_vars/all/scenario.yml): a message is due within
+# group_wait 5 s (group_vars/all/stack.yml): a message is due within
 # about 30 s. The bound leaves room for a busy two-core build machine.
 ALERT_DEADLINE = 90
+
+
+@pytest.fixture()
+def prometheus(host):
+    return Prometheus(host)
+
+
+@pytest.fixture()
+def receiver(host):
+    return Receiver(host)
 
 
 def test_every_scrape_target_is_up(prometheus):
@@ -88,7 +105,7 @@ def test_exporters_listen_on_loopback_only_on_an_all_in_one_host(host):
 
 def test_metrics_are_not_reachable_from_a_host_outside_the_monitoring_group(host):
     """A container on the same network, in no group, probes every internal port and /metrics."""
-    target = host.backend.get_hostname()
+    target = TARGETS[host.backend.get_hostname()]["address"]
     probe = f"""
 import json, socket, ssl, urllib.request
 ports = {json.dumps(INTERNAL_PORTS)}
@@ -107,7 +124,7 @@ except OSError as error:
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
-request = urllib.request.Request("https://{target}/metrics", headers={{"Host": "procurement.monitoring.test"}})
+request = urllib.request.Request("https://{target}/metrics", headers={{"Host": "{SERVER_NAME}"}})
 try:
     result["/metrics"] = urllib.request.urlopen(request, context=context, timeout=5).status
 except urllib.error.HTTPError as error:
@@ -120,7 +137,7 @@ print(json.dumps(result))
             "run",
             "--rm",
             "--network",
-            "molecule-monitoring",
+            TARGETS[host.backend.get_hostname()]["network"],
             "procurement-systemd:debian12",
             "python3",
             "-c",
@@ -169,7 +186,7 @@ def test_database_outage_fires_database_down_and_high_error_rate_then_resolves(h
         # (after a few, nginx takes the back end out for a while and answers 502).
         statuses = host.check_output(
             "for i in $(seq 40); do curl -sk -o /dev/null -w '%{http_code}\\n' "
-            "--resolve procurement.monitoring.test:443:127.0.0.1 https://procurement.monitoring.test/health/ready; "
+            f"--resolve {SERVER_NAME}:443:127.0.0.1 https://{SERVER_NAME}/health/ready; "
             "sleep 0.5; done"
         ).split()
         assert all(status.startswith("5") for status in statuses), statuses

@@ -1,4 +1,4 @@
-"""Helpers to read Prometheus, Alertmanager's messages and the service from inside the host."""
+"""Helpers for test_monitoring.py: Prometheus, Alertmanager's messages and the service, read from inside the host."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import time
 from typing import Any, Callable
 
 import pytest
+from conftest import SERVER_NAME
 
 PROMETHEUS = "http://127.0.0.1:9090"
+# Where the webhook receiver of prepare.yml writes each message it gets.
 RECEIVED = "/var/lib/alert-receiver/alerts.jsonl"
-# procurement_server_name of the scenario (group_vars/all/scenario.yml).
-SERVER_NAME = "procurement.monitoring.test"
 
 
 def wait_for(check: Callable[[], Any], timeout: float, interval: float = 2.0, what: str = "condition") -> Any:
@@ -79,13 +79,3 @@ def https_status(host, path: str) -> int:
         f"curl -sk -o /dev/null -w '%{{http_code}}' --resolve {SERVER_NAME}:443:127.0.0.1 https://{SERVER_NAME}{path}"
     )
     return int(out)
-
-
-@pytest.fixture()
-def prometheus(host):
-    return Prometheus(host)
-
-
-@pytest.fixture()
-def receiver(host):
-    return Receiver(host)
