@@ -1,0 +1,26 @@
+"""Ansible's linear strategy run through Mitogen, for the Molecule scenarios.
+
+Mitogen keeps one Python interpreter per host and sends it each task, where
+Ansible's own strategy starts a `docker exec` and a fresh interpreter for
+every task. The Mitogen code is imported from the installed `mitogen`
+package by its canonical name, so that Ansible's plugin loader does not load
+it twice.
+
+Plays on the controller itself (Molecule's create and destroy) keep
+Ansible's plain linear strategy: there is no connection to save, and Mitogen's
+forked async jobs never finish the Docker modules' work there.
+"""
+
+from ansible_mitogen.loaders import strategy_loader
+from ansible_mitogen.strategy import StrategyMixin
+
+Linear = strategy_loader.get("linear", class_only=True)
+
+
+class StrategyModule(StrategyMixin, Linear):
+    """Linear, with Mitogen's connections to the hosts under test."""
+
+    def run(self, iterator, play_context, result=0):
+        if iterator._play.connection in ("local", "ansible.builtin.local"):
+            return Linear.run(self, iterator, play_context)
+        return super().run(iterator, play_context, result)
