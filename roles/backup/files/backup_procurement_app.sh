@@ -50,7 +50,9 @@ STEP="prepare $APP_BACKUP_DIR"
 
 STEP="pack $APP_HOME"
 if command -v pigz >/dev/null; then COMPRESS=(pigz -c); else COMPRESS=(gzip -c); fi
-tar -C "$APP_HOME" -cf - . | "${COMPRESS[@]}" >"$PARTIAL"
+# ./.ansible holds the working files of Ansible sessions that became the
+# service user (mode 0700, unreadable here); they are not the application's.
+tar -C "$APP_HOME" --exclude=./.ansible -cf - . | "${COMPRESS[@]}" >"$PARTIAL"
 
 STEP="check the archive"
 gzip -t -- "$PARTIAL"
