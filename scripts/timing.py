@@ -128,8 +128,9 @@ def progress() -> str:
         if not marks or marks[-1].startswith("end\t"):
             continue
         step, at = marks[-1].split("\t")
-        begun = path.stat().st_mtime - float(at)  # the file was last written at its last mark
-        running.append(f"{path.stem} {step} since {now - begun - float(at):.0f}s (scenario {now - begun:.0f}s)")
+        # The file was last written at its last mark, `at` seconds into the scenario.
+        since = now - path.stat().st_mtime
+        running.append(f"{path.stem} {step} since {since:.0f}s (scenario {since + float(at):.0f}s)")
     return "molecule: running: " + ("; ".join(running) if running else "no scenario")
 
 
