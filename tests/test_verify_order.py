@@ -40,3 +40,76 @@ def test_check_mode_runs_first_even_when_the_shared_tests_come_last(scenario):
     assert collected(*tests, env={})[0] != CHECK_MODE
     assert collected(*tests, env=verifier_env())[0] == CHECK_MODE
     assert collected(*reversed(tests), env=verifier_env())[0] == CHECK_MODE
+
+
+SPREAD_SUITE = """
+import time
+from pathlib import Path
+
+import pytest
+
+STATE = Path({state!r})
+
+
+@pytest.mark.converged_state
+def test_reads_the_converged_state():
+    time.sleep(3)
+    STATE.write_text("read")
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_changes_the_hosts(n):
+    assert STATE.read_text() == "read", "ran before the converged-state test had finished"
+"""
+
+
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_spread_over_workers_no_test_starts_before_the_converged_state_test_ends(tmp_path, workers):
+    """Under pytest-xdist (the stack's verify: one worker per host) the other workers wait for it."""
+    state = tmp_path / "state"
+    state.write_text("converged")
+    suite = tmp_path / "test_spread.py"
+    suite.write_text(SPREAD_SUITE.format(state=str(state)))
+    env = {**os.environ, **verifier_env()}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            workers,
+            str(suite),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "4 passed" in run.stdout
+    # Without the plugin another worker starts the other tests at once, and they fail.
+    state.write_text("converged")
+    env.pop("PYTEST_ADDOPTS")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            workers,
+            str(suite),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert " failed" in run.stdout, run.stdout[-3000:]
