@@ -147,3 +147,33 @@ def test_a_shared_cache_serves_a_second_tree_with_the_same_source(concurrent, tm
     _, err = finish(start_build(twin, PROCUREMENT_ARTIFACT_CACHE=str(concurrent["cache"])))
     assert "taken from" in err, err
     assert verified(twin, name) == verified(tree, name)
+
+
+def test_a_required_install_check_without_the_target_python_stops_the_build(tmp_path):
+    tree = copy_tree(APP, tmp_path / "app")
+    build = subprocess.run(
+        [str(tree / "tools/build-dist.sh"), "3.99", sys.executable],
+        cwd=tree,
+        env={**os.environ, "PROCUREMENT_REQUIRE_INSTALL_CHECK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode == 1
+    assert "python3.99 is not installed here" in build.stderr
+    assert not list((tree / "dist").glob("*.tar.gz"))
+
+
+def test_a_release_whose_version_command_fails_is_not_published(tmp_path):
+    """`procurement --version` failing in the offline install check fails the build."""
+    tree = copy_tree(APP, tmp_path / "app")
+    cli = tree / "src/procurement/cli.py"
+    failing = 'import sys\n\nif "--version" in sys.argv:\n    sys.exit(3)\n'
+    source = cli.read_text()
+    future = "from __future__ import annotations\n"
+    assert future in source
+    cli.write_text(source.replace(future, future + failing, 1))
+    build = start_build(tree)
+    out, err = build.communicate(timeout=900)
+    assert build.returncode == 3, out[-2000:] + err[-2000:]
+    assert not list((tree / "dist").glob("*.tar.gz"))

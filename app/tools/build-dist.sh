@@ -23,6 +23,22 @@ PY="$(command -v "${PY}" || true)"
 
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)"
 NAME="procurement-${VERSION}-py${XY}"
+
+# The target interpreter, for the offline install check at the end. Without
+# one here the check cannot run: that is said, and when
+# PROCUREMENT_REQUIRE_INSTALL_CHECK=1 (the project's own test runs) the build
+# stops before building anything.
+TARGET_PY=""
+for candidate in "python${PYTHON_VERSION}" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"${PYTHON_VERSION}".*/bin/python"${PYTHON_VERSION}"; do
+    if "${candidate}" -c "import sys" >/dev/null 2>&1; then
+        TARGET_PY="${candidate}"
+        break
+    fi
+done
+if [ -z "${TARGET_PY}" ] && [ "${PROCUREMENT_REQUIRE_INSTALL_CHECK:-0}" = "1" ]; then
+    echo "build-dist: python${PYTHON_VERSION} is not installed here, so the offline install of ${NAME} cannot be checked" >&2
+    exit 1
+fi
 TARBALL="dist/${NAME}.tar.gz"
 mkdir -p dist
 
@@ -113,15 +129,6 @@ procurement ${VERSION} for CPython ${PYTHON_VERSION}, Linux x86_64 (manylinux).
 TXT
 
 # Prove the artifact installs offline and runs, with the target interpreter.
-# Without one here the check cannot run: that is said, and it fails when
-# PROCUREMENT_REQUIRE_INSTALL_CHECK=1 (as in the project's own test runs).
-TARGET_PY=""
-for candidate in "python${PYTHON_VERSION}" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"${PYTHON_VERSION}".*/bin/python"${PYTHON_VERSION}"; do
-    if "${candidate}" -c "import sys" >/dev/null 2>&1; then
-        TARGET_PY="${candidate}"
-        break
-    fi
-done
 if [ -n "${TARGET_PY}" ]; then
     CHECK="${WORK}/check"
     "${TARGET_PY}" -m venv "${CHECK}/venv"
@@ -134,9 +141,6 @@ if [ -n "${TARGET_PY}" ]; then
     esac
     (cd "${CHECK}" && "${CHECK}/venv/bin/python" -c "import config_manager, procurement_api, procurement.cli, procurement.gunicorn_conf")
     rm -rf "${CHECK}"
-elif [ "${PROCUREMENT_REQUIRE_INSTALL_CHECK:-0}" = "1" ]; then
-    echo "build-dist: python${PYTHON_VERSION} is not installed here, so the offline install of ${NAME} cannot be checked" >&2
-    exit 1
 else
     echo "build-dist: WARNING: python${PYTHON_VERSION} is not installed here; ${NAME} was NOT checked to install offline" >&2
 fi
