@@ -246,11 +246,6 @@ ONE_HOST_TESTS = {
     "stack-debian12": re.compile(r"test_monitoring\.py::"),
 }
 HOST_ID = re.compile(r"\[(?:[a-z]+://)?(stack-debian\d+)")
-# The verify step spreads the tests over two pytest-xdist workers, one per
-# host (molecule.yml: -n 2): the hosts are independent, and most of a test's
-# time is spent waiting on a playbook or on traffic. Tests of no host (the
-# shared check-mode run) go with the first host's worker.
-DEFAULT_GROUP = "stack-debian12"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -264,15 +259,3 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """Each host's tests, in their collected order, on one worker of their own."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class OneWorkerPerHost(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            host = HOST_ID.search(nodeid)
-            return host.group(1) if host else DEFAULT_GROUP
-
-    return OneWorkerPerHost(config, log)
