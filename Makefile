@@ -72,8 +72,11 @@ docker: ## Start the Docker engine if none answers
 images: docker ## Build (or reuse) the Debian 12/13 systemd base images
 	scripts/build-images.sh
 
+.PHONY: tools
+tools: deps venv collections docker ## The controller's tools and the Docker engine (setup without the images)
+
 .PHONY: setup
-setup: deps venv collections images ## Everything the checks need
+setup: tools images ## Everything the checks need
 
 .PHONY: lock
 lock: ## Re-pin the controller tooling from requirements/controller.in

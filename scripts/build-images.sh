@@ -61,7 +61,17 @@ build() {
 }
 
 for tag in "${targets[@]}"; do
-  suite=${suites[$tag]:-}
-  [ -n "${suite}" ] || { echo "build-images: unknown image '${tag}' (known: ${!suites[*]})" >&2; exit 2; }
-  build "${tag}" "${suite}"
+  [ -n "${suites[$tag]:-}" ] || { echo "build-images: unknown image '${tag}' (known: ${!suites[*]})" >&2; exit 2; }
 done
+# Side by side: a bootstrap waits on the mirror as much as on the CPU, so
+# two finish sooner together than one after the other.
+pids=()
+for tag in "${targets[@]}"; do
+  build "${tag}" "${suites[$tag]}" &
+  pids+=("$!")
+done
+rc=0
+for pid in "${pids[@]}"; do
+  wait "${pid}" || rc=1
+done
+exit "${rc}"

@@ -11,6 +11,8 @@ Ansible's plain linear strategy: there is no connection to save, and Mitogen's
 forked async jobs never finish the Docker modules' work there.
 """
 
+import gc
+
 from ansible_mitogen.loaders import strategy_loader
 from ansible_mitogen.strategy import StrategyMixin
 
@@ -24,3 +26,10 @@ class StrategyModule(StrategyMixin, Linear):
         if iterator._play.connection in ("local", "ansible.builtin.local"):
             return Linear.run(self, iterator, play_context)
         return super().run(iterator, play_context, result)
+
+    def _queue_task(self, host, task, task_vars, play_context):
+        # Each task forks a worker from this process. Objects frozen out of
+        # the collector's reach stay shared with it: a collection in the
+        # worker would otherwise write to (and so copy) every page of them.
+        gc.freeze()
+        return super()._queue_task(host, task, task_vars, play_context)
