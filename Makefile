@@ -91,6 +91,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ANSIBLE_VAULT_PASSWORD_FILE=inventory/sandbox/vault-password.txt ansible-lint --offline -q
 	python scripts/check_role_specs.py
 	python scripts/role_docs.py --check
+	python scripts/check_doc_paths.py
 	ruff check molecule scripts tests
 	ruff format --check molecule scripts tests
 	$(MAKE) -C app lint
