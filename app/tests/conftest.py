@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).parent))
 
 from procurement import create_app, migrate
-from procurement import procurement_manager as pm
+from procurement.services import users as user_service
 from servers import PostgresServer, RedisServer
 
 TABLES = (
@@ -111,7 +111,7 @@ def tokens(app):
             ("bob", "buyer"),
             ("ada", "admin"),
         ):
-            _user, token = pm.create_user("test", name, role)
+            _user, token = user_service.create_user("test", name, role)
             result[name] = token
     return result
 
@@ -180,6 +180,26 @@ def approved_request(api, catalogue, requester="rita", approver="alice"):
 @pytest.fixture()
 def approved(api, catalogue):
     return approved_request(api, catalogue)
+
+
+def order_body(catalogue, request, expected_delivery_date="2030-01-01"):
+    """The API body that orders an approved ``request`` from the catalogue's supplier."""
+    return {
+        "request_id": request["id"],
+        "supplier_id": catalogue["supplier"]["id"],
+        "expected_delivery_date": expected_delivery_date,
+    }
+
+
+def issue_order(api, catalogue, request, expected_delivery_date="2030-01-01"):
+    """The buyer's purchase order for an approved request."""
+    return api.ok("POST", "/orders", "bob", order_body(catalogue, request, expected_delivery_date))
+
+
+@pytest.fixture()
+def order(api, catalogue, approved):
+    """An issued order for the approved request."""
+    return issue_order(api, catalogue, approved)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from sqlalchemy import text
 
-from conftest import approved_request
+from conftest import approved_request, order_body
 
 
 @pytest.mark.parametrize(
@@ -85,12 +85,7 @@ def test_roles_are_enforced(api, catalogue, user, method, path, body, expected):
         },
     )
     if body == "order":
-        req = approved_request(api, catalogue)
-        body = {
-            "request_id": req["id"],
-            "supplier_id": catalogue["supplier"]["id"],
-            "expected_delivery_date": "2030-01-01",
-        }
+        body = order_body(catalogue, approved_request(api, catalogue))
     response = api.call(method, path.format(submitted=submitted["id"]), user, json=body)
     assert response.status_code == expected, response.get_json()
     if expected == 403:

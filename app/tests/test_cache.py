@@ -76,7 +76,7 @@ def test_order_list_and_performance_fresh_after_receipt(cached_api):
 
 
 def test_hits_and_misses_are_counted(cached_api):
-    from procurement.project_monitor import CACHE_REQUESTS
+    from procurement.counters import CACHE_REQUESTS
 
     def value(result):
         return CACHE_REQUESTS.labels("supplier_info", result)._value.get()
@@ -93,7 +93,7 @@ def test_hits_and_misses_are_counted(cached_api):
 def test_a_disabled_cache_sends_every_read_to_the_database(make_app, tokens, redis_server):
     """PROCUREMENT_CACHE_ENABLED=false: nothing is served from or stored in the cache."""
     from conftest import Api
-    from procurement.project_monitor import CACHE_REQUESTS
+    from procurement.counters import CACHE_REQUESTS
 
     def value(result):
         return CACHE_REQUESTS.labels("supplier_info", result)._value.get()

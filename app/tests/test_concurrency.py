@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import approved_request
+from conftest import approved_request, order_body
 
 
 def race(make_app, tokens, calls):
@@ -62,11 +62,7 @@ def test_one_request_never_yields_two_orders(api, catalogue, make_app, tokens, d
     from sqlalchemy import text
 
     req = approved_request(api, catalogue)
-    body = {
-        "request_id": req["id"],
-        "supplier_id": catalogue["supplier"]["id"],
-        "expected_delivery_date": "2030-01-01",
-    }
+    body = order_body(catalogue, req)
     results = race(
         make_app,
         tokens,

@@ -52,7 +52,7 @@ def test_database_outage_gives_503_then_recovers_without_restart(api, catalogue,
 
 @pytest.mark.slow
 def test_redis_outage_degrades_but_keeps_serving(api, catalogue, redis_server, client):
-    from procurement.project_monitor import CACHE_DEGRADED
+    from procurement.counters import CACHE_DEGRADED
 
     supplier = catalogue["supplier"]["id"]
     assert api.get(f"/suppliers/{supplier}", "bob").status_code == 200

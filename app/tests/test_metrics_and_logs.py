@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import re
 
-from conftest import approved_request
+from conftest import approved_request, issue_order
 
 
 def scrape(client, remote="127.0.0.1"):
@@ -31,17 +31,7 @@ def test_metrics_expose_http_cache_pool_and_business_figures(api, catalogue, cli
     def delta(body, name, **labels):
         return (sample(body, name, **labels) or 0) - (sample(before, name, **labels) or 0)
 
-    req = approved_request(api, catalogue)
-    order = api.ok(
-        "POST",
-        "/orders",
-        "bob",
-        {
-            "request_id": req["id"],
-            "supplier_id": catalogue["supplier"]["id"],
-            "expected_delivery_date": "2030-01-01",
-        },
-    )
+    order = issue_order(api, catalogue, approved_request(api, catalogue))
     api.ok(
         "POST",
         f"/orders/{order['id']}/receipts",
@@ -123,12 +113,12 @@ def test_log_lines_are_json_with_request_id(make_app, tokens, settings):
 def test_unexpected_error_is_500_in_error_shape_and_logged(make_app, tokens, settings, monkeypatch):
     from pathlib import Path
 
-    from procurement import procurement_manager
+    from procurement.services import orders as order_service
 
     def broken(*_args):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(procurement_manager, "list_orders", broken)
+    monkeypatch.setattr(order_service, "list_orders", broken)
     client = make_app().test_client()
     response = client.get("/api/v1/orders", headers={"Authorization": f"Bearer {tokens['bob']}"})
     assert response.status_code == 500

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from conftest import Api, approved_request
 from procurement.config_manager import ConfigManager
-from procurement.data_access import make_engine
+from procurement.data_access.core import make_engine
 from servers import PgBouncerServer
 
 pytestmark = pytest.mark.slow

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from conftest import issue_order
+
 COUNTED = ("suppliers", "items", "purchase_requests", "purchase_orders", "audit_log", "users")
 
 
@@ -140,16 +142,7 @@ def test_oversized_body_is_413(api, catalogue):
 
 
 def receipt(api, catalogue, approved, lines, delivery_date="2000-01-01"):
-    order = api.ok(
-        "POST",
-        "/orders",
-        "bob",
-        {
-            "request_id": approved["id"],
-            "supplier_id": catalogue["supplier"]["id"],
-            "expected_delivery_date": "2030-01-01",
-        },
-    )
+    order = issue_order(api, catalogue, approved)
     return order, api.post(
         f"/orders/{order['id']}/receipts", "bob", {"delivery_date": delivery_date, "lines": lines}
     )
@@ -190,17 +183,7 @@ def test_invalid_request_transitions_conflict(api, approved, action, user):
     assert api.ok("GET", f"/requests/{approved['id']}", "rita")["status"] == "approved"
 
 
-def test_order_transitions_conflict(api, catalogue, approved):
-    order = api.ok(
-        "POST",
-        "/orders",
-        "bob",
-        {
-            "request_id": approved["id"],
-            "supplier_id": catalogue["supplier"]["id"],
-            "expected_delivery_date": "2030-01-01",
-        },
-    )
+def test_order_transitions_conflict(api, order):
     assert_error_shape(api.post(f"/orders/{order['id']}/close", "bob"), 409, "invalid_state")
     assert api.ok("POST", f"/orders/{order['id']}/cancel", "bob")["status"] == "cancelled"
     assert_error_shape(api.post(f"/orders/{order['id']}/cancel", "bob"), 409, "invalid_state")

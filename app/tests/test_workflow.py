@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 
-from conftest import approved_request
+from conftest import approved_request, issue_order, order_body
 
 
 def test_request_to_receipt_updates_stock_orders_and_supplier_performance(api, catalogue):
@@ -130,16 +130,7 @@ def test_request_to_receipt_updates_stock_orders_and_supplier_performance(api, c
 def test_inventory_turnover_is_cost_of_goods_issued_over_average_inventory(
     api, catalogue, approved, app, database
 ):
-    order = api.ok(
-        "POST",
-        "/orders",
-        "bob",
-        {
-            "request_id": approved["id"],
-            "supplier_id": catalogue["supplier"]["id"],
-            "expected_delivery_date": dt.date.today().isoformat(),
-        },
-    )
+    order = issue_order(api, catalogue, approved, dt.date.today().isoformat())
     today = dt.date.today().isoformat()
     api.ok(
         "POST",
@@ -204,15 +195,7 @@ def test_rejected_request_cannot_become_an_order(api, catalogue):
     )
     rejected = api.ok("POST", f"/requests/{req['id']}/reject", "alice", {"comment": "no budget"})
     assert rejected["status"] == "rejected"
-    response = api.post(
-        "/orders",
-        "bob",
-        {
-            "request_id": req["id"],
-            "supplier_id": catalogue["supplier"]["id"],
-            "expected_delivery_date": "2030-01-01",
-        },
-    )
+    response = api.post("/orders", "bob", order_body(catalogue, req))
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "invalid_state"
 

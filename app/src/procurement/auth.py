@@ -11,8 +11,8 @@ from typing import Any, Dict, Optional
 
 from flask import g, request
 
-from procurement import procurement_manager
 from procurement.errors import ApiError
+from procurement.services import users as user_service
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="procurement"'}
 
@@ -32,7 +32,7 @@ def require_auth() -> None:
     token = bearer_token()
     if token is None:
         raise ApiError(401, "unauthorized", "a bearer token is required", headers=CHALLENGE)
-    actor = procurement_manager.authenticate(token)
+    actor = user_service.authenticate(token)
     if actor is None:
         raise ApiError(401, "unauthorized", "the token is not valid", headers=CHALLENGE)
     g.actor = actor

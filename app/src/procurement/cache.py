@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 import redis
 from flask import Flask, current_app
 
-from procurement import project_monitor
+from procurement import counters
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ class Cache:
             first = not state.degraded
             state.retry_at = time.monotonic() + _RETRY_AFTER_SECONDS
             state.epoch_stale = True
-        project_monitor.CACHE_DEGRADED.set(1)
+        counters.CACHE_DEGRADED.set(1)
         if first:
             log.warning("cache backend failed, serving from the database: %s", exc)
 
@@ -272,7 +272,7 @@ class Cache:
                 self._fail(state, exc)
                 return False
             state.epoch_stale = False
-            project_monitor.CACHE_DEGRADED.set(0)
+            counters.CACHE_DEGRADED.set(0)
             log.info("cache backend is back; cached entries invalidated")
         return True
 
@@ -287,21 +287,21 @@ class Cache:
         """Return the cached value for key, computing and storing it on a miss."""
         state = self._state()
         if not state.enabled:
-            project_monitor.CACHE_REQUESTS.labels(strategy, "off").inc()
+            counters.CACHE_REQUESTS.labels(strategy, "off").inc()
             return producer()
         if not self._usable(state):
-            project_monitor.CACHE_REQUESTS.labels(strategy, "bypass").inc()
+            counters.CACHE_REQUESTS.labels(strategy, "bypass").inc()
             return producer()
         try:
             full_key, raw = state.backend.fetch(strategy, namespaces, key)
         except redis.RedisError as exc:
             self._fail(state, exc)
-            project_monitor.CACHE_REQUESTS.labels(strategy, "bypass").inc()
+            counters.CACHE_REQUESTS.labels(strategy, "bypass").inc()
             return producer()
         if raw is not None:
-            project_monitor.CACHE_REQUESTS.labels(strategy, "hit").inc()
+            counters.CACHE_REQUESTS.labels(strategy, "hit").inc()
             return decode(raw)
-        project_monitor.CACHE_REQUESTS.labels(strategy, "miss").inc()
+        counters.CACHE_REQUESTS.labels(strategy, "miss").inc()
         value = producer()
         try:
             state.backend.set(

@@ -78,11 +78,11 @@ def users() -> None:
 @with_appcontext
 def users_create(name: str, role: str) -> None:
     """Create a user and print its token (shown only this once)."""
-    from procurement import procurement_manager
     from procurement.errors import ApiError
+    from procurement.services import users as user_service
 
     try:
-        _user, token = procurement_manager.create_user("cli", name, role)
+        _user, token = user_service.create_user("cli", name, role)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"created user {name} ({role})", err=True)
@@ -100,11 +100,11 @@ def users_ensure(name: str, role: str) -> None:
     a process list), otherwise one is generated. It is printed only when the
     user is created; an existing user prints "exists" and nothing secret.
     """
-    from procurement import procurement_manager
     from procurement.errors import ApiError
+    from procurement.services import users as user_service
 
     try:
-        user, token, created = procurement_manager.ensure_user(
+        user, token, created = user_service.ensure_user(
             name, role, os.environ.get("PROCUREMENT_NEW_TOKEN") or None
         )
     except ApiError as exc:

@@ -16,7 +16,7 @@ from flask import Flask, jsonify
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from procurement import project_monitor
+from procurement import counters
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class ErrorSchema(ma.Schema):
 
 
 def error_response(status: int, code: str, message: str, details: Any = None, headers: Any = None):
-    project_monitor.ERRORS.labels(code, str(status)).inc()
+    counters.ERRORS.labels(code, str(status)).inc()
     response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
     response.status_code = status
     for name, value in (headers or {}).items():

@@ -8,7 +8,7 @@ from werkzeug.routing import IntegerConverter
 
 from procurement import errors
 from procurement.cache import cache
-from procurement.data_access import db
+from procurement.data_access.core import db
 from procurement.schemas import MAX_ID
 
 

@@ -17,8 +17,8 @@ from alembic.script import ScriptDirectory
 from flask import Blueprint, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from procurement import data_access
 from procurement.cache import cache
+from procurement.data_access import core as store
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, url_prefix="/health")
@@ -36,8 +36,8 @@ def readiness() -> Tuple[Dict[str, Any], bool]:
     checks: Dict[str, Any] = {}
     ready = True
     try:
-        data_access.ping()
-        revision = data_access.schema_revision()
+        store.ping()
+        revision = store.schema_revision()
     except SQLAlchemyError as exc:
         checks["database"] = {"ok": False, "error": exc.__class__.__name__}
         checks["schema"] = {"ok": False, "error": "database unavailable"}

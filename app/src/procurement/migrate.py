@@ -10,31 +10,24 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, pool
 
 from procurement.config_manager import ConfigManager
+from procurement.data_access.core import allow_previous_password
 
 # An arbitrary constant shared by every process that migrates this schema;
 # env.py takes it as a transaction-level advisory lock around the upgrade.
 MIGRATION_LOCK_ID = 0x50524F43  # "PROC"
 
 
-def alembic_config(url: Optional[str] = None) -> Config:
+def alembic_config() -> Config:
+    """The migration scripts; the connection is always ours (``_with_connection``)."""
     cfg = Config()
     cfg.set_main_option("script_location", "procurement:migrations")
-    if url:
-        # ConfigParser would treat % in a password as interpolation.
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
-
-
-def _url(url: Optional[str]) -> str:
-    return url or ConfigManager().database_url
 
 
 def _engine(url: Optional[str]) -> Engine:
     """An engine for one command, falling back on the previous password as the service does."""
     if url is not None:
         return create_engine(url, poolclass=pool.NullPool)
-    from procurement.data_access import allow_previous_password
-
     config = ConfigManager()
     engine = create_engine(
         config.database_url, poolclass=pool.NullPool, connect_args=config.db_connect_args

@@ -14,10 +14,16 @@ import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from procurement import procurement_manager as pm
 from procurement import schemas as s
 from procurement.auth import current_actor, require_auth
 from procurement.errors import ApiError, ErrorSchema
+from procurement.services import common as rules
+from procurement.services import items as item_service
+from procurement.services import orders as order_service
+from procurement.services import reports as report_service
+from procurement.services import requests as request_service
+from procurement.services import suppliers as supplier_service
+from procurement.services import users as user_service
 
 blp = Blueprint(
     "api", __name__, url_prefix="/api/v1", description="Procurement: requests, orders, suppliers"
@@ -72,8 +78,8 @@ def me():
 @errors_doc(403)
 def list_users():
     """Users (admin only)."""
-    pm.require_role(current_actor(), "admin")
-    return {"items": pm.list_users()}
+    rules.require_role(current_actor(), "admin")
+    return {"items": user_service.list_users()}
 
 
 @blp.route("/users", methods=["POST"])
@@ -83,8 +89,8 @@ def list_users():
 def create_user(data):
     """Create a user and its API token; the token is shown only in this response."""
     actor = current_actor()
-    pm.require_role(actor, "admin")
-    user, token = pm.create_user(actor["name"], data["name"], data["role"])
+    rules.require_role(actor, "admin")
+    user, token = user_service.create_user(actor["name"], data["name"], data["role"])
     return {"user": user, "token": token}
 
 
@@ -94,7 +100,7 @@ def create_user(data):
 @blp.response(200, s.SupplierPage)
 @errors_doc()
 def list_suppliers(args):
-    return json_response(pm.list_suppliers(args, SUPPLIER_PAGE))
+    return json_response(supplier_service.list_suppliers(args, SUPPLIER_PAGE))
 
 
 @blp.route("/suppliers", methods=["POST"])
@@ -102,14 +108,14 @@ def list_suppliers(args):
 @blp.response(201, s.SupplierSchema)
 @errors_doc(403)
 def create_supplier(data):
-    return pm.create_supplier(current_actor(), data)
+    return supplier_service.create_supplier(current_actor(), data)
 
 
 @blp.route("/suppliers/<id:supplier_id>")
 @blp.response(200, s.SupplierSchema)
 @errors_doc(404)
 def get_supplier(supplier_id):
-    return json_response(pm.get_supplier(supplier_id, SUPPLIER))
+    return json_response(supplier_service.get_supplier(supplier_id, SUPPLIER))
 
 
 @blp.route("/suppliers/<id:supplier_id>", methods=["PATCH"])
@@ -120,7 +126,7 @@ def update_supplier(data, supplier_id):
     """Change some fields; the body may be {} but must be present."""
     if not request.get_data():
         raise ApiError(422, "validation_error", "a JSON body is required", {"json": ["missing"]})
-    return pm.update_supplier(current_actor(), supplier_id, data)
+    return supplier_service.update_supplier(current_actor(), supplier_id, data)
 
 
 @blp.route("/suppliers/<id:supplier_id>/performance")
@@ -128,7 +134,7 @@ def update_supplier(data, supplier_id):
 @errors_doc(404)
 def supplier_performance(supplier_id):
     """On-time delivery rate and lead time, refreshed at each completed receipt."""
-    return json_response(pm.supplier_performance(supplier_id, PERFORMANCE))
+    return json_response(supplier_service.supplier_performance(supplier_id, PERFORMANCE))
 
 
 # -- items and stock ------------------------------------------------------
@@ -137,7 +143,7 @@ def supplier_performance(supplier_id):
 @blp.response(200, s.ItemPage)
 @errors_doc()
 def list_items(args):
-    return pm.list_items(args)
+    return item_service.list_items(args)
 
 
 @blp.route("/items", methods=["POST"])
@@ -145,14 +151,14 @@ def list_items(args):
 @blp.response(201, s.ItemSchema)
 @errors_doc(403, 409)
 def create_item(data):
-    return pm.create_item(current_actor(), data)
+    return item_service.create_item(current_actor(), data)
 
 
 @blp.route("/items/<id:item_id>")
 @blp.response(200, s.ItemSchema)
 @errors_doc(404)
 def get_item(item_id):
-    return pm.get_item(item_id)
+    return item_service.get_item(item_id)
 
 
 @blp.route("/items/<id:item_id>/issues", methods=["POST"])
@@ -161,7 +167,7 @@ def get_item(item_id):
 @errors_doc(403, 404, 409)
 def issue_stock(data, item_id):
     """Take goods out of stock (counts as cost of goods issued)."""
-    return pm.issue_stock(current_actor(), item_id, data["quantity"], data["note"])
+    return item_service.issue_stock(current_actor(), item_id, data["quantity"], data["note"])
 
 
 # -- purchase requests ----------------------------------------------------
@@ -170,7 +176,7 @@ def issue_stock(data, item_id):
 @blp.response(200, s.RequestPage)
 @errors_doc()
 def list_requests(args):
-    return json_response(pm.list_requests(args, REQUEST_PAGE))
+    return json_response(request_service.list_requests(args, REQUEST_PAGE))
 
 
 @blp.route("/requests", methods=["POST"])
@@ -178,28 +184,28 @@ def list_requests(args):
 @blp.response(201, s.RequestSchema)
 @errors_doc(404)
 def create_request(data):
-    return pm.create_request(current_actor(), data)
+    return request_service.create_request(current_actor(), data)
 
 
 @blp.route("/requests/<id:request_id>")
 @blp.response(200, s.RequestSchema)
 @errors_doc(404)
 def get_request(request_id):
-    return pm.get_request(request_id)
+    return request_service.get_request(request_id)
 
 
 @blp.route("/requests/<id:request_id>/submit", methods=["POST"])
 @blp.response(200, s.RequestSchema)
 @errors_doc(403, 404, 409)
 def submit_request(request_id):
-    return pm.submit_request(current_actor(), request_id)
+    return request_service.submit_request(current_actor(), request_id)
 
 
 @blp.route("/requests/<id:request_id>/cancel", methods=["POST"])
 @blp.response(200, s.RequestSchema)
 @errors_doc(403, 404, 409)
 def cancel_request(request_id):
-    return pm.cancel_request(current_actor(), request_id)
+    return request_service.cancel_request(current_actor(), request_id)
 
 
 @blp.route("/requests/<id:request_id>/approve", methods=["POST"])
@@ -208,7 +214,9 @@ def cancel_request(request_id):
 @errors_doc(403, 404, 409)
 def approve_request(data, request_id):
     """Approve a submitted request; of two concurrent decisions one wins, the other gets 409."""
-    return pm.decide_request(current_actor(), request_id, True, (data or {}).get("comment", ""))
+    return request_service.decide_request(
+        current_actor(), request_id, True, (data or {}).get("comment", "")
+    )
 
 
 @blp.route("/requests/<id:request_id>/reject", methods=["POST"])
@@ -216,7 +224,9 @@ def approve_request(data, request_id):
 @blp.response(200, s.RequestSchema)
 @errors_doc(403, 404, 409)
 def reject_request(data, request_id):
-    return pm.decide_request(current_actor(), request_id, False, (data or {}).get("comment", ""))
+    return request_service.decide_request(
+        current_actor(), request_id, False, (data or {}).get("comment", "")
+    )
 
 
 # -- purchase orders ------------------------------------------------------
@@ -225,7 +235,7 @@ def reject_request(data, request_id):
 @blp.response(200, s.OrderPage)
 @errors_doc()
 def list_orders(args):
-    return json_response(pm.list_orders(args, ORDER_PAGE))
+    return json_response(order_service.list_orders(args, ORDER_PAGE))
 
 
 @blp.route("/orders", methods=["POST"])
@@ -234,14 +244,14 @@ def list_orders(args):
 @errors_doc(403, 404, 409)
 def create_order(data):
     """Issue an order from one approved request; a request never yields two orders."""
-    return pm.create_order(current_actor(), data)
+    return order_service.create_order(current_actor(), data)
 
 
 @blp.route("/orders/<id:order_id>")
 @blp.response(200, s.OrderSchema)
 @errors_doc(404)
 def get_order(order_id):
-    return pm.get_order(order_id)
+    return order_service.get_order(order_id)
 
 
 @blp.route("/orders/<id:order_id>/receipts", methods=["POST"])
@@ -250,21 +260,21 @@ def get_order(order_id):
 @errors_doc(403, 404, 409)
 def receive_goods(data, order_id):
     """Record a delivery (partial or complete)."""
-    return pm.receive_goods(current_actor(), order_id, data)
+    return order_service.receive_goods(current_actor(), order_id, data)
 
 
 @blp.route("/orders/<id:order_id>/close", methods=["POST"])
 @blp.response(200, s.OrderSchema)
 @errors_doc(403, 404, 409)
 def close_order(order_id):
-    return pm.close_order(current_actor(), order_id)
+    return order_service.close_order(current_actor(), order_id)
 
 
 @blp.route("/orders/<id:order_id>/cancel", methods=["POST"])
 @blp.response(200, s.OrderSchema)
 @errors_doc(403, 404, 409)
 def cancel_order(order_id):
-    return pm.cancel_order(current_actor(), order_id)
+    return order_service.cancel_order(current_actor(), order_id)
 
 
 # -- reports and audit ----------------------------------------------------
@@ -273,7 +283,7 @@ def cancel_order(order_id):
 @errors_doc()
 def figures():
     """Orders by status, processing time, supplier performance, inventory turnover."""
-    return json_response(pm.business_figures(FIGURES))
+    return json_response(report_service.business_figures(FIGURES))
 
 
 @blp.route("/reports/inventory-turnover")
@@ -285,7 +295,7 @@ def inventory_turnover(args):
     end_day = min(args.get("end") or dt.date.today(), dt.date.max - dt.timedelta(days=1))
     end = dt.datetime.combine(end_day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
     start = end - dt.timedelta(days=args["period_days"])
-    return pm.inventory_turnover(start, end)
+    return item_service.inventory_turnover(start, end)
 
 
 @blp.route("/audit")
@@ -294,5 +304,5 @@ def inventory_turnover(args):
 @errors_doc(403)
 def audit(args):
     """Who changed what, and when (admin only)."""
-    pm.require_role(current_actor(), "admin")
-    return pm.list_audit(args)
+    rules.require_role(current_actor(), "admin")
+    return report_service.list_audit(args)

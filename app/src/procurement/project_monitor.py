@@ -24,9 +24,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -34,39 +31,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_flask_exporter import NO_PREFIX, PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
-log = logging.getLogger(__name__)
+from procurement import counters
+from procurement.errors import ApiError
+from procurement.services import reports as report_service
 
-HTTP_REQUESTS = Counter(
-    "http_requests_total",
-    "HTTP requests answered, by method, endpoint and status",
-    ("method", "endpoint", "status"),
-)
-ERRORS = Counter("procurement_errors_total", "Error responses, by error code", ("code", "status"))
-CACHE_REQUESTS = Counter(
-    "procurement_cache_requests_total",
-    "Cache look-ups by strategy and result (hit, miss, bypass while degraded, off when disabled)",
-    ("strategy", "result"),
-)
-CACHE_DEGRADED = Gauge(
-    "procurement_cache_degraded",
-    "1 while the configured Redis cache is unreachable",
-    multiprocess_mode="livemax",
-)
-DB_POOL_IN_USE = Gauge(
-    "procurement_db_pool_connections_in_use",
-    "Database connections checked out of the pool",
-    multiprocess_mode="livesum",
-)
-DB_POOL_OPEN = Gauge(
-    "procurement_db_pool_connections_open",
-    "Database connections held open by the pool",
-    multiprocess_mode="livesum",
-)
-ORDER_PROCESSING = Histogram(
-    "procurement_order_processing_seconds",
-    "Time from request approval to full receipt of its order",
-    buckets=(3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400),
-)
+log = logging.getLogger(__name__)
 
 bp = Blueprint("monitor", __name__)
 
@@ -80,11 +49,9 @@ class BusinessCollector:
         self._cached_at = 0.0
 
     def _figures(self) -> Dict[str, Any]:
-        from procurement import procurement_manager
-
         ttl = self.app.config["PROCUREMENT"].metrics_cache_seconds
         if self._cached is None or time.monotonic() - self._cached_at >= ttl:
-            self._cached = procurement_manager.business_figures()
+            self._cached = report_service.business_figures()
             self._cached_at = time.monotonic()
         return self._cached
 
@@ -171,7 +138,7 @@ def init_app(app: Flask) -> None:
 def _count_request(response: Response) -> Response:
     if request.endpoint in ("monitor.metrics", "web.static"):
         return response
-    HTTP_REQUESTS.labels(
+    counters.HTTP_REQUESTS.labels(
         request.method, request.endpoint or "none", str(response.status_code)
     ).inc()
     return response
@@ -189,8 +156,6 @@ def _client_allowed() -> bool:
 @bp.route("/metrics")
 def metrics() -> Response:
     """Prometheus scrape endpoint; internal networks only."""
-    from procurement.errors import ApiError
-
     if not _client_allowed():
         raise ApiError(403, "forbidden", "metrics are only served to internal networks")
     state = current_app.extensions["procurement_metrics"]

@@ -27,9 +27,13 @@ from flask import (
     url_for,
 )
 
-from procurement import data_access
-from procurement import procurement_manager as pm
+from procurement.data_access import users as user_data
 from procurement.models import ORDER_STATUSES
+from procurement.services import orders as order_service
+from procurement.services import reports as report_service
+from procurement.services import requests as request_service
+from procurement.services import suppliers as supplier_service
+from procurement.services import users as user_service
 
 STATIC_DIR = Path(__file__).parent / "static"
 bp = Blueprint("web", __name__, template_folder="templates")
@@ -80,7 +84,7 @@ def _session_user() -> Optional[dict]:
     name = session.get("user")
     if not name:
         return None
-    user = data_access.user_by_name(name)
+    user = user_data.user_by_name(name)
     if user is None or not user["active"]:
         session.clear()
         return None
@@ -102,7 +106,7 @@ def login_required(view):
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
-        user = pm.authenticate(request.form.get("token", "").strip())
+        user = user_service.authenticate(request.form.get("token", "").strip())
         if user is None:
             flash("That token is not valid.")
             return render_template("login.html"), 401
@@ -137,7 +141,7 @@ def orders():
     args = {"page": min(page, 10_000), "per_page": 50, "open": status == "open"}
     if status in ORDER_STATUSES:
         args["status"] = [status]
-    result = pm.list_orders(args)
+    result = order_service.list_orders(args)
     for order in result["items"]:
         order["value"] = sum(line["quantity"] * line["unit_price"] for line in order["lines"])
     return render_template(
@@ -149,7 +153,9 @@ def orders():
 @login_required
 def pending_requests():
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    result = pm.list_requests({"status": "submitted", "page": min(page, 10_000), "per_page": 50})
+    result = request_service.list_requests(
+        {"status": "submitted", "page": min(page, 10_000), "per_page": 50}
+    )
     for req in result["items"]:
         req["estimated_value"] = sum(
             line["quantity"] * line["estimated_unit_price"] for line in req["lines"]
@@ -161,11 +167,11 @@ def pending_requests():
 @login_required
 def suppliers():
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    result = pm.list_suppliers({"page": min(page, 10_000), "per_page": 50})
+    result = supplier_service.list_suppliers({"page": min(page, 10_000), "per_page": 50})
     return render_template("suppliers.html", result=result, page=page)
 
 
 @bp.route("/dashboard/figures")
 @login_required
 def figures():
-    return render_template("figures.html", figures=pm.business_figures())
+    return render_template("figures.html", figures=report_service.business_figures())

@@ -24,7 +24,7 @@ def _bouncer_psql(host, sql: str, *, password: str, sslmode: str = "require", ad
 
 
 def _rotate(host, tmp_path: Path, password: str) -> None:
-    """The credentials step of playbooks/db-credentials.yml, with another password for the app role."""
+    """The credentials step of playbooks/plays/db-credentials.yml, with another password for the app role."""
     playbook = tmp_path / "credentials.yml"
     playbook.write_text(
         "- hosts: all\n"

@@ -1,0 +1,144 @@
+"""Purchase requests: draft, submit, cancel, approve or reject."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence
+
+from procurement.cache import cache
+from procurement.data_access import core as store
+from procurement.data_access import items as items_data
+from procurement.data_access import requests as requests_data
+from procurement.errors import ApiError, conflict, not_found
+from procurement.models import (
+    PurchaseRequest,
+    PurchaseRequestLine,
+)
+from procurement.services.common import Actor, Render, cache_key, cached, now, require_role
+
+
+def create_request(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
+    lines = data["lines"]
+    missing = {line["item_id"] for line in lines} - items_data.existing_item_ids(
+        [line["item_id"] for line in lines]
+    )
+    if missing:
+        raise ApiError(404, "not_found", "unknown items", {"lines": {"item_id": sorted(missing)}})
+    with store.transaction():
+        req = PurchaseRequest(
+            requester=actor["name"],
+            justification=data["justification"],
+            status="submitted" if data.get("submit") else "draft",
+            submitted_at=now() if data.get("submit") else None,
+        )
+        req.lines = [
+            PurchaseRequestLine(
+                line_no=no,
+                item_id=line["item_id"],
+                quantity=line["quantity"],
+                estimated_unit_price=line["estimated_unit_price"],
+            )
+            for no, line in enumerate(lines, start=1)
+        ]
+        store.add(req)
+        store.add_audit(actor["name"], "create", "purchase_request", req.id, status=req.status)
+    cache.bump("requests")
+    return requests_data.get_request(req.id)
+
+
+def get_request(request_id: int) -> Dict[str, Any]:
+    req = requests_data.get_request(request_id)
+    if req is None:
+        raise not_found("purchase request", request_id)
+    return req
+
+
+def list_requests(args: Dict[str, Any], render: Render = None) -> Any:
+    return cached(
+        "order_list",
+        ("requests",),
+        "requests:" + cache_key(args),
+        lambda: requests_data.list_requests(
+            args.get("status"),
+            args.get("requester"),
+            args.get("created_from"),
+            args.get("created_to"),
+            args["page"],
+            args["per_page"],
+        ),
+        render,
+    )
+
+
+def _transition_request(
+    actor: Actor, request_id: int, allowed_from: Sequence[str], action: str, apply
+) -> Dict[str, Any]:
+    with store.transaction():
+        req = requests_data.request_for_update(request_id)
+        if req is None:
+            raise not_found("purchase request", request_id)
+        if req.status not in allowed_from:
+            raise conflict(
+                f"cannot {action} a request that is {req.status}",
+                "invalid_state",
+                status=req.status,
+            )
+        before = req.status
+        apply(req)
+        store.add_audit(
+            actor["name"],
+            action,
+            "purchase_request",
+            request_id,
+            status={"from": before, "to": req.status},
+        )
+    cache.bump("requests")
+    return requests_data.get_request(request_id)
+
+
+def _check_owner(actor: Actor, request_id: int) -> None:
+    req = requests_data.get_request(request_id)
+    if req is None:
+        raise not_found("purchase request", request_id)
+    if req["requester"] != actor["name"] and actor["role"] != "admin":
+        raise ApiError(403, "forbidden", "only the requester may do this")
+
+
+def submit_request(actor: Actor, request_id: int) -> Dict[str, Any]:
+    _check_owner(actor, request_id)
+
+    def apply(req: PurchaseRequest) -> None:
+        req.status = "submitted"
+        req.submitted_at = now()
+
+    return _transition_request(actor, request_id, ("draft",), "submit", apply)
+
+
+def cancel_request(actor: Actor, request_id: int) -> Dict[str, Any]:
+    _check_owner(actor, request_id)
+
+    def apply(req: PurchaseRequest) -> None:
+        req.status = "cancelled"
+        req.decided_at = now()
+        req.decided_by = actor["name"]
+
+    return _transition_request(actor, request_id, ("draft", "submitted"), "cancel", apply)
+
+
+def decide_request(actor: Actor, request_id: int, approve: bool, comment: str) -> Dict[str, Any]:
+    """Approve or reject; the row lock makes concurrent decisions serialise, one wins."""
+    require_role(actor, "approver", "admin")
+    req = requests_data.get_request(request_id)
+    if req is None:
+        raise not_found("purchase request", request_id)
+    if req["requester"] == actor["name"]:
+        raise ApiError(403, "forbidden", "nobody may decide on their own request")
+
+    def apply(r: PurchaseRequest) -> None:
+        r.status = "approved" if approve else "rejected"
+        r.decided_at = now()
+        r.decided_by = actor["name"]
+        r.decision_comment = comment
+
+    return _transition_request(
+        actor, request_id, ("submitted",), "approve" if approve else "reject", apply
+    )
