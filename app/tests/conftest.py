@@ -160,6 +160,16 @@ def catalogue(api):
     return {"supplier": supplier, "paper": paper, "toner": toner}
 
 
+def submitted_request(api, item, requester="rita"):
+    """A request for one unit of ``item``, submitted by its requester."""
+    body = {
+        "justification": "x",
+        "submit": True,
+        "lines": [{"item_id": item["id"], "quantity": 1, "estimated_unit_price": 1}],
+    }
+    return api.ok("POST", "/requests", requester, body)
+
+
 def approved_request(api, catalogue, requester="rita", approver="alice"):
     req = api.ok(
         "POST",

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from sqlalchemy import text
 
-from conftest import approved_request, order_body
+from conftest import approved_request, order_body, submitted_request
 
 
 @pytest.mark.parametrize(
@@ -72,18 +72,7 @@ ROLE_CASES = [
 
 @pytest.mark.parametrize(("user", "method", "path", "body", "expected"), ROLE_CASES)
 def test_roles_are_enforced(api, catalogue, user, method, path, body, expected):
-    submitted = api.ok(
-        "POST",
-        "/requests",
-        "rita",
-        {
-            "justification": "x",
-            "submit": True,
-            "lines": [
-                {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
-            ],
-        },
-    )
+    submitted = submitted_request(api, catalogue["paper"])
     if body == "order":
         body = order_body(catalogue, approved_request(api, catalogue))
     response = api.call(method, path.format(submitted=submitted["id"]), user, json=body)

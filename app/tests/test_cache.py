@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import submitted_request
 from procurement.cache import MemoryBackend, decode, encode
 
 
@@ -32,16 +33,7 @@ def test_order_list_and_performance_fresh_after_receipt(cached_api):
     api = cached_api
     supplier = api.ok("POST", "/suppliers", "bob", {"name": "S", "category": "c"})
     item = api.ok("POST", "/items", "bob", {"sku": "I", "name": "i", "unit_cost": 1})
-    req = api.ok(
-        "POST",
-        "/requests",
-        "rita",
-        {
-            "justification": "x",
-            "submit": True,
-            "lines": [{"item_id": item["id"], "quantity": 1, "estimated_unit_price": 1}],
-        },
-    )
+    req = submitted_request(api, item)
     assert api.ok("GET", "/requests?status=submitted", "alice")["items"][0]["id"] == req["id"]
     api.ok("POST", f"/requests/{req['id']}/approve", "alice")
     assert api.ok("GET", "/requests?status=submitted", "alice")["items"] == []

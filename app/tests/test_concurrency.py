@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import approved_request, order_body
+from conftest import approved_request, order_body, submitted_request
 
 
 def race(make_app, tokens, calls):
@@ -30,18 +30,7 @@ def race(make_app, tokens, calls):
 
 def test_two_approvers_at_once_one_wins_the_other_gets_409(api, catalogue, make_app, tokens):
     for _ in range(3):  # repeat: a race that passes once may pass by luck
-        req = api.ok(
-            "POST",
-            "/requests",
-            "rita",
-            {
-                "justification": "x",
-                "submit": True,
-                "lines": [
-                    {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
-                ],
-            },
-        )
+        req = submitted_request(api, catalogue["paper"])
         results = race(
             make_app,
             tokens,

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 
-from conftest import approved_request, issue_order, order_body
+from conftest import approved_request, issue_order, order_body, submitted_request
 
 
 def test_request_to_receipt_updates_stock_orders_and_supplier_performance(api, catalogue):
@@ -181,18 +181,7 @@ def test_cancel_request_before_approval_only(api, catalogue):
 
 
 def test_rejected_request_cannot_become_an_order(api, catalogue):
-    req = api.ok(
-        "POST",
-        "/requests",
-        "rita",
-        {
-            "justification": "x",
-            "submit": True,
-            "lines": [
-                {"item_id": catalogue["paper"]["id"], "quantity": 1, "estimated_unit_price": 1}
-            ],
-        },
-    )
+    req = submitted_request(api, catalogue["paper"])
     rejected = api.ok("POST", f"/requests/{req['id']}/reject", "alice", {"comment": "no budget"})
     assert rejected["status"] == "rejected"
     response = api.post("/orders", "bob", order_body(catalogue, req))

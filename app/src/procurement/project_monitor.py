@@ -74,29 +74,31 @@ class BusinessCollector:
         for status, count in figures["orders_by_status"].items():
             orders.add_metric([status], count)
         yield orders
-        processing = figures["order_processing"]
-        yield GaugeMetricFamily(
-            "procurement_order_processing_avg_seconds",
-            "Mean approval-to-receipt time of orders received in the last 30 days",
-            value=processing["avg_seconds"] or 0,
-        )
         perf = figures["supplier_performance"]
-        yield GaugeMetricFamily(
-            "procurement_supplier_on_time_delivery_rate",
-            "On-time delivery rate over all completed orders",
-            value=perf["on_time_delivery_rate"] if perf["on_time_delivery_rate"] is not None else 0,
-        )
-        yield GaugeMetricFamily(
-            "procurement_supplier_avg_lead_time_days",
-            "Mean lead time in days over all completed orders",
-            value=perf["avg_lead_time_days"] or 0,
-        )
-        turnover = figures["inventory_turnover"]
-        yield GaugeMetricFamily(
-            "procurement_inventory_turnover",
-            "Cost of goods issued / average inventory value, last 30 days",
-            value=turnover["turnover"] or 0,
-        )
+        for name, documentation, value in (
+            (
+                "procurement_order_processing_avg_seconds",
+                "Mean approval-to-receipt time of orders received in the last 30 days",
+                figures["order_processing"]["avg_seconds"],
+            ),
+            (
+                "procurement_supplier_on_time_delivery_rate",
+                "On-time delivery rate over all completed orders",
+                perf["on_time_delivery_rate"],
+            ),
+            (
+                "procurement_supplier_avg_lead_time_days",
+                "Mean lead time in days over all completed orders",
+                perf["avg_lead_time_days"],
+            ),
+            (
+                "procurement_inventory_turnover",
+                "Cost of goods issued / average inventory value, last 30 days",
+                figures["inventory_turnover"]["turnover"],
+            ),
+        ):
+            # A figure with nothing to measure yet (no completed order) reads 0.
+            yield GaugeMetricFamily(name, documentation, value=value or 0)
 
 
 class _Union:

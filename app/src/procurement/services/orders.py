@@ -119,15 +119,7 @@ def receive_goods(actor: Actor, order_id: int, data: Dict[str, Any]) -> Dict[str
     require_role(actor, "buyer", "admin")
     delivery_date: dt.date = data["delivery_date"]
     with store.transaction():
-        order = orders_data.order_for_update(order_id)
-        if order is None:
-            raise not_found("purchase order", order_id)
-        if order.status not in OPEN_ORDER_STATUSES:
-            raise conflict(
-                f"cannot receive goods for an order that is {order.status}",
-                "invalid_state",
-                status=order.status,
-            )
+        order = _locked_order(order_id, OPEN_ORDER_STATUSES, "receive goods for")
         if delivery_date > dt.date.today() + dt.timedelta(days=1):
             raise conflict("a delivery date must not be in the future", "invalid_receipt")
         if delivery_date < order.created_at.date():
@@ -212,15 +204,7 @@ def _transition_order(
 ) -> Dict[str, Any]:
     require_role(actor, "buyer", "admin")
     with store.transaction():
-        order = orders_data.order_for_update(order_id)
-        if order is None:
-            raise not_found("purchase order", order_id)
-        if order.status not in allowed_from:
-            raise conflict(
-                f"cannot {action} an order that is {order.status}",
-                "invalid_state",
-                status=order.status,
-            )
+        order = _locked_order(order_id, allowed_from, action)
         before = order.status
         order.status = target
         if target == "closed":
@@ -232,3 +216,17 @@ def _transition_order(
         )
     cache.bump("orders", "figures")
     return orders_data.get_order(order_id)
+
+
+def _locked_order(order_id: int, allowed_from: Sequence[str], action: str) -> PurchaseOrder:
+    """The order, locked until the transaction ends: 404 when missing, 409 in another state."""
+    order = orders_data.order_for_update(order_id)
+    if order is None:
+        raise not_found("purchase order", order_id)
+    if order.status not in allowed_from:
+        raise conflict(
+            f"cannot {action} an order that is {order.status}",
+            "invalid_state",
+            status=order.status,
+        )
+    return order
