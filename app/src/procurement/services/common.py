@@ -1,15 +1,16 @@
-"""What every business module shares: the actor, role checks and cached reads."""
+"""What every business module shares: the actor, role checks, lookups and cached reads."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar
 
 from procurement.cache import cache
-from procurement.errors import ApiError
+from procurement.errors import ApiError, conflict, not_found
 
 Actor = Dict[str, Any]
+T = TypeVar("T")
 
 
 Render = Optional[Callable[[Any], bytes]]
@@ -46,3 +47,20 @@ def cache_key(args: Dict[str, Any]) -> str:
             value = value.isoformat()
         parts.append(f"{name}={value}")
     return hashlib.sha256("&".join(parts).encode()).hexdigest()[:32]
+
+
+def found(row: Optional[T], entity: str, entity_id: Any) -> T:
+    """``row`` as read, or the 404 that names what was missing."""
+    if row is None:
+        raise not_found(entity, entity_id)
+    return row
+
+
+def in_state(row: Any, allowed_from: Sequence[str], action: str, what: str) -> None:
+    """409 unless ``row`` (read ``FOR UPDATE``) is in one of ``allowed_from``."""
+    if row.status not in allowed_from:
+        raise conflict(
+            f"cannot {action} {what} that is {row.status}",
+            "invalid_state",
+            status=row.status,
+        )

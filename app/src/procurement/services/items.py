@@ -11,12 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from procurement.cache import cache
 from procurement.data_access import core as store
 from procurement.data_access import items as items_data
-from procurement.errors import ApiError, conflict, not_found
+from procurement.errors import ApiError, conflict
 from procurement.models import (
     Item,
     StockMovement,
 )
-from procurement.services.common import Actor, require_role
+from procurement.services.common import Actor, found, require_role
 
 
 def create_item(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
@@ -32,10 +32,7 @@ def create_item(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def get_item(item_id: int) -> Dict[str, Any]:
-    item = items_data.get_item(item_id)
-    if item is None:
-        raise not_found("item", item_id)
-    return item
+    return found(items_data.get_item(item_id), "item", item_id)
 
 
 def list_items(args: Dict[str, Any]) -> Dict[str, Any]:
@@ -47,9 +44,7 @@ def issue_stock(actor: Actor, item_id: int, quantity: Decimal, note: str) -> Dic
     require_role(actor, "buyer", "admin")
     with store.transaction():
         items = items_data.items_for_update([item_id])
-        item = items.get(item_id)
-        if item is None:
-            raise not_found("item", item_id)
+        item = found(items.get(item_id), "item", item_id)
         if item.quantity_on_hand < quantity:
             raise conflict(
                 "not enough stock",

@@ -14,7 +14,7 @@ from procurement.data_access import items as items_data
 from procurement.data_access import orders as orders_data
 from procurement.data_access import requests as requests_data
 from procurement.data_access import suppliers as suppliers_data
-from procurement.errors import conflict, not_found
+from procurement.errors import conflict
 from procurement.models import (
     OPEN_ORDER_STATUSES,
     GoodsReceipt,
@@ -23,7 +23,16 @@ from procurement.models import (
     PurchaseOrderLine,
     StockMovement,
 )
-from procurement.services.common import Actor, Render, cache_key, cached, now, require_role
+from procurement.services.common import (
+    Actor,
+    Render,
+    cache_key,
+    cached,
+    found,
+    in_state,
+    now,
+    require_role,
+)
 
 
 def create_order(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
@@ -32,9 +41,9 @@ def create_order(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
     request_id = data["request_id"]
     try:
         with store.transaction():
-            req = requests_data.request_for_update(request_id)
-            if req is None:
-                raise not_found("purchase request", request_id)
+            req = found(
+                requests_data.request_for_update(request_id), "purchase request", request_id
+            )
             if req.status != "approved":
                 raise conflict(
                     f"request {request_id} is {req.status}, not approved",
@@ -48,9 +57,11 @@ def create_order(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
                     "order_exists",
                     order_id=existing,
                 )
-            supplier = suppliers_data.supplier_for_update(data["supplier_id"])
-            if supplier is None:
-                raise not_found("supplier", data["supplier_id"])
+            supplier = found(
+                suppliers_data.supplier_for_update(data["supplier_id"]),
+                "supplier",
+                data["supplier_id"],
+            )
             if supplier.status != "active":
                 raise conflict(f"supplier is {supplier.status}", "supplier_not_active")
             order = PurchaseOrder(
@@ -86,10 +97,7 @@ def create_order(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def get_order(order_id: int) -> Dict[str, Any]:
-    order = orders_data.get_order(order_id)
-    if order is None:
-        raise not_found("purchase order", order_id)
-    return order
+    return found(orders_data.get_order(order_id), "purchase order", order_id)
 
 
 def list_orders(args: Dict[str, Any], render: Render = None) -> Any:
@@ -220,13 +228,6 @@ def _transition_order(
 
 def _locked_order(order_id: int, allowed_from: Sequence[str], action: str) -> PurchaseOrder:
     """The order, locked until the transaction ends: 404 when missing, 409 in another state."""
-    order = orders_data.order_for_update(order_id)
-    if order is None:
-        raise not_found("purchase order", order_id)
-    if order.status not in allowed_from:
-        raise conflict(
-            f"cannot {action} an order that is {order.status}",
-            "invalid_state",
-            status=order.status,
-        )
+    order = found(orders_data.order_for_update(order_id), "purchase order", order_id)
+    in_state(order, allowed_from, action, "an order")
     return order

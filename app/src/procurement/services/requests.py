@@ -8,12 +8,21 @@ from procurement.cache import cache
 from procurement.data_access import core as store
 from procurement.data_access import items as items_data
 from procurement.data_access import requests as requests_data
-from procurement.errors import ApiError, conflict, not_found
+from procurement.errors import ApiError
 from procurement.models import (
     PurchaseRequest,
     PurchaseRequestLine,
 )
-from procurement.services.common import Actor, Render, cache_key, cached, now, require_role
+from procurement.services.common import (
+    Actor,
+    Render,
+    cache_key,
+    cached,
+    found,
+    in_state,
+    now,
+    require_role,
+)
 
 
 def create_request(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
@@ -46,10 +55,7 @@ def create_request(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def get_request(request_id: int) -> Dict[str, Any]:
-    req = requests_data.get_request(request_id)
-    if req is None:
-        raise not_found("purchase request", request_id)
-    return req
+    return found(requests_data.get_request(request_id), "purchase request", request_id)
 
 
 def list_requests(args: Dict[str, Any], render: Render = None) -> Any:
@@ -73,15 +79,8 @@ def _transition_request(
     actor: Actor, request_id: int, allowed_from: Sequence[str], action: str, apply
 ) -> Dict[str, Any]:
     with store.transaction():
-        req = requests_data.request_for_update(request_id)
-        if req is None:
-            raise not_found("purchase request", request_id)
-        if req.status not in allowed_from:
-            raise conflict(
-                f"cannot {action} a request that is {req.status}",
-                "invalid_state",
-                status=req.status,
-            )
+        req = found(requests_data.request_for_update(request_id), "purchase request", request_id)
+        in_state(req, allowed_from, action, "a request")
         before = req.status
         apply(req)
         store.add_audit(
@@ -96,9 +95,7 @@ def _transition_request(
 
 
 def _check_owner(actor: Actor, request_id: int) -> None:
-    req = requests_data.get_request(request_id)
-    if req is None:
-        raise not_found("purchase request", request_id)
+    req = found(requests_data.get_request(request_id), "purchase request", request_id)
     if req["requester"] != actor["name"] and actor["role"] != "admin":
         raise ApiError(403, "forbidden", "only the requester may do this")
 
@@ -127,9 +124,7 @@ def cancel_request(actor: Actor, request_id: int) -> Dict[str, Any]:
 def decide_request(actor: Actor, request_id: int, approve: bool, comment: str) -> Dict[str, Any]:
     """Approve or reject; the row lock makes concurrent decisions serialise, one wins."""
     require_role(actor, "approver", "admin")
-    req = requests_data.get_request(request_id)
-    if req is None:
-        raise not_found("purchase request", request_id)
+    req = found(requests_data.get_request(request_id), "purchase request", request_id)
     if req["requester"] == actor["name"]:
         raise ApiError(403, "forbidden", "nobody may decide on their own request")
 

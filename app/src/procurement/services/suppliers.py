@@ -7,11 +7,18 @@ from typing import Any, Dict
 from procurement.cache import cache
 from procurement.data_access import core as store
 from procurement.data_access import suppliers as suppliers_data
-from procurement.errors import not_found
 from procurement.models import (
     Supplier,
 )
-from procurement.services.common import Actor, Render, cache_key, cached, now, require_role
+from procurement.services.common import (
+    Actor,
+    Render,
+    cache_key,
+    cached,
+    found,
+    now,
+    require_role,
+)
 
 
 def create_supplier(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
@@ -26,9 +33,7 @@ def create_supplier(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
 def update_supplier(actor: Actor, supplier_id: int, data: Dict[str, Any]) -> Dict[str, Any]:
     require_role(actor, "buyer", "admin")
     with store.transaction():
-        supplier = suppliers_data.supplier_for_update(supplier_id)
-        if supplier is None:
-            raise not_found("supplier", supplier_id)
+        supplier = found(suppliers_data.supplier_for_update(supplier_id), "supplier", supplier_id)
         changes = {}
         for key, value in data.items():
             if getattr(supplier, key) != value:
@@ -43,10 +48,7 @@ def update_supplier(actor: Actor, supplier_id: int, data: Dict[str, Any]) -> Dic
 
 def get_supplier(supplier_id: int, render: Render = None) -> Any:
     def compute() -> Dict[str, Any]:
-        supplier = suppliers_data.get_supplier(supplier_id)
-        if supplier is None:
-            raise not_found("supplier", supplier_id)
-        return supplier
+        return found(suppliers_data.get_supplier(supplier_id), "supplier", supplier_id)
 
     return cached("supplier_info", ("suppliers",), f"supplier:{supplier_id}", compute, render)
 
@@ -69,9 +71,7 @@ def list_suppliers(args: Dict[str, Any], render: Render = None) -> Any:
 
 def supplier_performance(supplier_id: int, render: Render = None) -> Any:
     def compute() -> Dict[str, Any]:
-        supplier = suppliers_data.get_supplier(supplier_id)
-        if supplier is None:
-            raise not_found("supplier", supplier_id)
+        supplier = found(suppliers_data.get_supplier(supplier_id), "supplier", supplier_id)
         return {
             "supplier_id": supplier_id,
             "name": supplier["name"],
