@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from wiring import wiring
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ["sandbox", "sandbox-cluster", "production.example"]
@@ -72,32 +72,8 @@ def test_app_env_template_covers_every_key_of_env_example():
 
 
 def resolved(environment: str, host: str, variable: str, **extra_vars):
-    """A variable as Ansible templates it for a host (debug runs on the controller)."""
-    command = [
-        "ansible",
-        "-i",
-        f"inventory/{environment}",
-        host,
-        "-m",
-        "ansible.builtin.debug",
-        "-a",
-        f"var={variable}",
-    ]
-    if extra_vars:
-        command += ["-e", json.dumps(extra_vars)]
-    if (ROOT / "inventory" / environment / "vault-password.txt").exists():
-        command += ["--vault-password-file", f"inventory/{environment}/vault-password.txt"]
-    out = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
-    ).stdout
-    # The timing callbacks print lines around the JSON document.
-    document, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
-    return document["plays"][0]["tasks"][0]["hosts"][host][variable]
+    """A variable as a play templates it for a host, after the topology role."""
+    return wiring(f"inventory/{environment}", **extra_vars)[host][variable]
 
 
 def test_database_port_opens_only_to_app_nodes_replicas_and_backup_hosts():
@@ -127,8 +103,12 @@ def test_replica_streams_from_the_primary_through_its_own_slot_and_opens_no_data
 
 
 def test_backups_from_a_replica_open_the_replica_to_the_backup_host_only():
-    primary = resolved("production.example", "db1.example.com", "procurement_db_peers", backup_from_replica=True)
-    replica = resolved("production.example", "db2.example.com", "procurement_db_peers", backup_from_replica=True)
+    primary = resolved("production.example", "db1.example.com", "topology_facts", backup_from_replica=True)["peers"][
+        "db"
+    ]
+    replica = resolved("production.example", "db2.example.com", "topology_facts", backup_from_replica=True)["peers"][
+        "db"
+    ]
     assert sorted(primary) == ["app1.example.com", "app2.example.com", "db2.example.com"]
     assert replica == ["ops1.example.com"]
 
@@ -188,8 +168,14 @@ def test_cluster_sandbox_wires_its_hosts_as_the_cluster_scenario_does():
 
 def test_peer_lists_keep_inventory_order_from_run_to_run():
     """Every run renders the same pg_hba.conf and firewall rules (set order would vary with the hash seed)."""
-    runs = [resolved("production.example", "db1.example.com", "procurement_db_peers") for _ in range(3)]
-    assert runs == [["app1.example.com", "app2.example.com", "ops1.example.com", "db2.example.com"]] * 3
+    runs = [
+        wiring("inventory/production.example", limit="db1.example.com", hashseed=seed)["db1.example.com"]
+        for seed in ("1", "2")
+    ]
+    assert [run["topology_facts"]["peers"]["db"] for run in runs] == [
+        ["app1.example.com", "app2.example.com", "ops1.example.com", "db2.example.com"]
+    ] * 2
+    assert runs[0]["firewall_rules"] == runs[1]["firewall_rules"]
 
 
 def test_pgbouncer_takes_the_app_nodes_off_the_database_port():

@@ -13,6 +13,8 @@ from test_backup import MIGRATION_0007
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
 APP_NODES = ("cluster-app1", "cluster-app2")
+# The scenario's app_bind_port (group_vars/all/cluster.yml), not the default 8000.
+APP_PORT = 8100
 DB_QUERY = "runuser -u postgres -- psql -tA -d procurement_db -c {query!r}"
 # The test releases add an additive migration, as a real release would.
 NEXT_SCHEMA = {"src/procurement/migrations/versions/0007_supplier_notes.py": MIGRATION_0007}
@@ -32,7 +34,7 @@ def build(tree, python: str) -> None:
 
 def requests_served(node) -> float:
     """Requests the app on this node has answered (http_requests_total over every label)."""
-    metrics = node.check_output("curl -fsS http://127.0.0.1:8000/metrics")
+    metrics = node.check_output(f"curl -fsS http://127.0.0.1:{APP_PORT}/metrics")
     return sum(float(m.group(1)) for m in re.finditer(r"^http_requests_total\{[^}]*\} (\S+)$", metrics, re.M))
 
 
@@ -116,6 +118,25 @@ def test_database_ports_answer_the_app_nodes_and_the_replica_only(nodes):
     }
     assert {name for name, ok in reach[5432].items() if ok} == {"cluster-db2"}, reach
     assert {name for name, ok in reach[6432].items() if ok} == {"cluster-app1", "cluster-app2"}, reach
+
+
+def test_the_app_port_follows_app_bind_port_everywhere(nodes):
+    """gunicorn, nginx's upstream, the firewall and Prometheus all use the chosen port; nothing is left on 8000."""
+    app1 = nodes["cluster-app1"]
+    where = address(app1)
+    reach = {
+        name: nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{where}/{APP_PORT}'").rc == 0
+        for name in ("cluster-web1", "cluster-ops1", "cluster-db1", "cluster-db2", "cluster-app2")
+    }
+    # The load balancer and the monitoring host only.
+    assert {name for name, ok in reach.items() if ok} == {"cluster-web1", "cluster-ops1"}, reach
+    assert app1.socket(f"tcp://0.0.0.0:{APP_PORT}").is_listening
+    assert not app1.socket("tcp://0.0.0.0:8000").is_listening
+    assert f"PROCUREMENT_BIND=0.0.0.0:{APP_PORT}" in app1.file("/opt/procurement/.env").content_string
+    site = nodes["cluster-web1"].file("/etc/nginx/sites-available/procurement").content_string
+    assert f"server {where}:{APP_PORT} " in site and ":8000" not in site
+    targets = nodes["cluster-ops1"].check_output("curl -fsS http://127.0.0.1:9090/api/v1/targets?state=active")
+    assert f'"{where}:{APP_PORT}"' in targets and ":8000" not in targets
 
 
 def test_pgbouncer_pools_the_app_nodes_over_tls(nodes, secrets, lb):
@@ -206,7 +227,7 @@ def test_stopping_the_app_on_one_node_loses_no_request_once_nginx_knows(nodes, s
     assert late == [], late[:5]
     early = [at for at in poller.failed_at if at < stopping]
     assert early == [], poller.failures[:5]
-    assert node.run("curl -fsS -o /dev/null http://127.0.0.1:8000/health/ready").rc == 0
+    assert node.run(f"curl -fsS -o /dev/null http://127.0.0.1:{APP_PORT}/health/ready").rc == 0
 
 
 @pytest.fixture(scope="module")

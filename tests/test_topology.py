@@ -1,0 +1,145 @@
+"""The topology decided once (roles/topology): peers, endpoints and every port from the owning role."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+from wiring import wiring
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTS_INVENTORY = "tests/inventories/ports"
+DEFAULT_PORTS = {"app": 8000, "postgresql": 5432, "redis": 6379}
+CHOSEN_PORTS = {"app": 8100, "postgresql": 5433, "redis": 6380}
+
+_spec = importlib.util.spec_from_file_location("topology", ROOT / "roles/topology/filter_plugins/topology.py")
+topology = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(topology)
+
+
+def rendered(host: dict) -> str:
+    """Everything of a host that carries a port: its wiring variables and its .env."""
+    return json.dumps({key: value for key, value in host.items() if key != "env"}) + "\n" + host["env"]
+
+
+@pytest.mark.parametrize("pgbouncer", [False, True], ids=["direct", "pgbouncer"])
+def test_no_default_port_survives_non_default_ports(pgbouncer):
+    hosts = wiring(PORTS_INVENTORY, procurement_pgbouncer=pgbouncer)
+    assert set(hosts) == {"web1", "app1", "app2", "db1", "db2", "cache1", "ops1"}
+    for name, host in hosts.items():
+        text = rendered(host)
+        for port in DEFAULT_PORTS.values():
+            assert not re.search(rf"(?<![0-9.]){port}(?![0-9])", text), f"{name} still carries port {port}"
+
+
+def test_non_default_ports_reach_every_rule_upstream_target_and_env():
+    hosts = wiring(PORTS_INVENTORY)
+    rules = {
+        name: [(rule["port"], rule.get("sources")) for rule in host["firewall_rules"]] for name, host in hosts.items()
+    }
+    # The load balancer and the monitoring host reach gunicorn.
+    assert (8100, ["10.0.0.11"]) in rules["app1"] and (8100, ["10.0.0.51"]) in rules["app1"]
+    assert (5433, ["10.0.0.21", "10.0.0.22", "10.0.0.51", "10.0.0.32"]) in rules["db1"]
+    assert (6380, ["10.0.0.21", "10.0.0.22"]) in rules["cache1"]
+    # The exporters' own ports moved too, open to the monitoring host only.
+    assert rules["web1"] == [(80, None), (443, None), (9200, ["10.0.0.51"]), (9213, ["10.0.0.51"])]
+    assert hosts["web1"]["nginx_app_upstreams"] == ["10.0.0.21:8100", "10.0.0.22:8100"]
+    assert hosts["app1"]["app_balancer_upstream"] == "10.0.0.21:8100"
+
+    jobs = {job["job_name"]: job for job in hosts["ops1"]["prometheus_scrape_jobs"]}
+    targets = {name: [config["targets"][0] for config in job["static_configs"]] for name, job in jobs.items()}
+    assert targets["procurement"] == ["10.0.0.21:8100", "10.0.0.22:8100"]
+    assert targets["postgresql"] == ["10.0.0.31:9287", "10.0.0.32:9287"]
+    assert targets["redis"] == ["10.0.0.41:9221"]
+    assert "127.0.0.1:9200" in targets["node"]
+    assert hosts["db1"]["postgres_exporter_db_port"] == 5433
+    assert hosts["cache1"]["redis_exporter_redis_address"] == "redis://127.0.0.1:6380"
+
+    env = dict(line.split("=", 1) for line in hosts["app1"]["env"].splitlines() if "=" in line)
+    assert env["PROCUREMENT_DB_HOST"] == "10.0.0.31" and env["PROCUREMENT_DB_PORT"] == "5433"
+    assert env["PROCUREMENT_REDIS_URL"] == "redis://10.0.0.41:6380/0"
+    assert env["PROCUREMENT_BIND"] == "0.0.0.0:8100"
+    # Backups dump the primary on its port; a restore writes there too.
+    assert (hosts["ops1"]["backup_db_host"], hosts["ops1"]["backup_db_port"]) == ("10.0.0.31", 5433)
+    assert hosts["ops1"]["backup_restore_server"] == "db1"
+    assert hosts["ops1"]["backup_restore_db_port"] == 5433
+
+
+def test_pgbouncer_sits_on_its_own_port_in_front_of_the_chosen_server_port():
+    hosts = wiring(PORTS_INVENTORY, procurement_pgbouncer=True)
+    env = dict(line.split("=", 1) for line in hosts["app2"]["env"].splitlines() if "=" in line)
+    assert env["PROCUREMENT_DB_PORT"] == "6433"
+    assert hosts["db1"]["pgbouncer_server_port"] == 5433
+    rules = {rule["port"]: rule["sources"] for rule in hosts["db1"]["firewall_rules"] if rule.get("sources")}
+    assert rules[6433] == ["10.0.0.21", "10.0.0.22"]
+    assert rules[5433] == ["10.0.0.51", "10.0.0.32"]
+
+
+# The filter itself, on plain data ------------------------------------------
+
+
+def decide(host, groups, addresses, settings=None, **host_vars):
+    hostvars = {name: {"procurement_private_address": address} for name, address in addresses.items()}
+    for name, values in host_vars.items():
+        hostvars[name].update(values)
+    groups = {"all": list(addresses), **groups}
+    return topology.procurement_topology(groups, hostvars, host, ROOT / "roles", settings or {})
+
+
+CLUSTER = {"web": ["w"], "app": ["a1", "a2"], "db": ["d"], "cache": ["c"], "monitoring": ["m"], "backup": ["m"]}
+ADDRESSES = {"w": "10.1.0.1", "a1": "10.1.0.2", "a2": "10.1.0.3", "d": "10.1.0.4", "c": "10.1.0.5", "m": "10.1.0.6"}
+
+
+def test_ports_default_to_the_owning_roles_defaults():
+    facts = decide("d", CLUSTER, ADDRESSES)
+    assert facts["ports"] == {
+        "app": 8000,
+        "postgresql": 5432,
+        "pgbouncer": 6432,
+        "redis": 6379,
+        "node_exporter": 9100,
+        "postgres_exporter": 9187,
+        "redis_exporter": 9121,
+        "nginx_exporter": 9113,
+    }
+
+
+def test_each_host_is_reached_on_its_own_port():
+    facts = decide("w", CLUSTER, ADDRESSES, a2={"app_bind_port": 8200})
+    assert facts["app_upstreams"] == ["10.1.0.2:8000", "10.1.0.3:8200"]
+    scrape = decide("m", CLUSTER, ADDRESSES, a2={"app_bind_port": 8200})["scrape_jobs"]
+    app_job = next(job for job in scrape if job["job_name"] == "procurement")
+    assert [config["targets"] for config in app_job["static_configs"]] == [["10.1.0.2:8000"], ["10.1.0.3:8200"]]
+
+
+def test_a_port_that_is_not_a_number_names_the_variable_and_host():
+    with pytest.raises(ValueError, match="redis_port of c must be a port number"):
+        decide("a1", CLUSTER, ADDRESSES, c={"redis_port": "sixthousand"})
+
+
+def test_independent_hosts_see_no_peers():
+    groups = {tier: ["h1", "h2"] for tier in ("web", "app", "db", "cache", "monitoring", "backup")}
+    facts = decide("h1", groups, {"h1": "10.2.0.1", "h2": "10.2.0.2"}, {"hosts": ["h1"]})
+    assert all(not peers for peers in facts["peers"].values())
+    assert facts["database"] == {"name": "h1", "host": "localhost", "port": 5432, "sslmode": "prefer", "local": True}
+    assert facts["cache_url"] == "redis://127.0.0.1:6379/0"
+    assert [rule["port"] for rule in facts["firewall_rules"]] == [80, 443]
+    assert {config["labels"]["instance"] for job in facts["scrape_jobs"] for config in job["static_configs"]} == {"h1"}
+
+
+def test_backups_from_a_replica_read_it_and_restores_still_write_the_primary():
+    groups = {**CLUSTER, "db_replica": ["r"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7"}
+    facts = decide("m", groups, addresses, {"backup_from_replica": True})
+    assert facts["backup_source"] == "r"
+    assert facts["backup_database"]["host"] == "10.1.0.7"
+    assert facts["restore_target"] == {
+        "name": "d",
+        "host": "10.1.0.4",
+        "port": 5432,
+        "sslmode": "require",
+        "local": False,
+    }
