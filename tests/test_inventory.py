@@ -188,9 +188,8 @@ def test_pgbouncer_takes_the_app_nodes_off_the_database_port():
     assert [entry["address"] for entry in hba if entry["type"] == "hostssl"] == ["ops1.example.com"]
     listen = resolved("production.example", "db1.example.com", "pgbouncer_listen_addresses", **on)
     assert listen == ["127.0.0.1", "db1.example.com"]
-    # The primary's connections are PgBouncer's pool (20 + 5), not nodes x pool.
-    assert resolved("production.example", "db1.example.com", "postgresql_app_nodes", **on) == 1
-    assert resolved("production.example", "db1.example.com", "postgresql_app_pool_max", **on) == 25
+    # The primary's connections are PgBouncer's pool (20 + 5), not nodes x workers x pool.
+    assert resolved("production.example", "db1.example.com", "postgresql_app_connections", **on) == 25
     assert resolved("production.example", "app1.example.com", "app_db_port", **on) == 6432
     assert resolved("production.example", "app1.example.com", "app_db_prepared_statements", **on) is False
     # Off (the default), nothing of it shows.

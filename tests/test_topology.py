@@ -143,3 +143,46 @@ def test_backups_from_a_replica_read_it_and_restores_still_write_the_primary():
         "sslmode": "require",
         "local": False,
     }
+
+
+# The capacity model -------------------------------------------------------
+
+
+def test_the_manuals_4_cpu_host_sizes_the_database_for_9_workers():
+    """2 x 4 + 1 = 9 workers of 4 threads: 5 connections each (the manual's pool of 5 kept open, capped at 20)."""
+    facts = decide("d", CLUSTER, ADDRESSES, a1={"ansible_facts": {"processor_vcpus": 4}}, a2={"app_workers": 9})
+    capacity = facts["capacity"]
+    assert capacity["nodes"]["a1"] == {"workers": 9, "threads": 4, "pool_min": 5, "pool_max": 5, "connections": 45}
+    assert capacity["nodes"]["a2"]["connections"] == 45
+    assert capacity["app_connections"] == 90
+    # superuser 3, monitoring 2, migrations 1, operators 5, one backup host.
+    assert capacity["reserved"] == {"superuser": 3, "monitoring": 2, "migrations": 1, "operators": 5, "backups": 1}
+    assert capacity["max_connections"] == 102
+    assert capacity["problems"] == []
+
+
+def test_the_pool_never_exceeds_what_the_threads_can_use_nor_app_db_pool_max():
+    threads = decide("d", CLUSTER, ADDRESSES, a1={"app_workers": 3, "app_threads": 16})["capacity"]["nodes"]["a1"]
+    assert (threads["pool_min"], threads["pool_max"]) == (5, 17)
+    capped = decide("d", CLUSTER, ADDRESSES, a1={"app_workers": 3, "app_threads": 16, "app_db_pool_max": 8})
+    assert capped["capacity"]["nodes"]["a1"]["pool_max"] == 8
+    assert capped["capacity"]["nodes"]["a1"]["connections"] == 24
+
+
+def test_a_pinned_max_connections_below_the_sum_is_refused_with_the_numbers():
+    facts = decide(
+        "a1", CLUSTER, ADDRESSES, d={"postgresql_max_connections": 60}, a1={"app_workers": 9}, a2={"app_workers": 9}
+    )
+    (problem,) = facts["capacity"]["problems"]
+    assert problem.startswith(
+        "postgresql_max_connections 60 on d is below what the deployment needs, 102: 90 for the app"
+    )
+    assert "a1 9 workers x 5 + a2 9 workers x 5" in problem and "operators 5" in problem
+
+
+def test_behind_pgbouncer_the_server_carries_its_pool_and_pgbouncer_every_client():
+    facts = decide("d", CLUSTER, ADDRESSES, {"pgbouncer": True}, a1={"app_workers": 9}, a2={"app_workers": 9})
+    capacity = facts["capacity"]
+    assert (capacity["client_connections"], capacity["app_connections"], capacity["max_connections"]) == (90, 25, 37)
+    crowded = decide("d", CLUSTER, ADDRESSES, {"pgbouncer": True}, d={"pgbouncer_max_client_conn": 50})
+    assert "more than pgbouncer_max_client_conn 50" in crowded["capacity"]["problems"][0]

@@ -45,8 +45,8 @@ VARIABLES = [
     "postgresql_replication_mode",
     "postgresql_primary_host",
     "postgresql_replicas",
-    "postgresql_app_nodes",
-    "postgresql_app_pool_max",
+    "postgresql_app_connections",
+    "postgresql_reserved_connections",
     "redis_bind",
 ]
 

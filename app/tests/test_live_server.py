@@ -6,6 +6,7 @@ Also runs Schemathesis against the live OpenAPI document.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -18,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
+import procurement
 import servers
 from conftest import TABLES
 from servers import stop_gunicorn
@@ -94,6 +96,29 @@ def test_in_process_cache_stays_fresh_across_workers(pg, database, tmp_path):
             assert seen == {name}
     finally:
         stop_gunicorn(proc)
+
+
+def test_the_log_file_tells_start_workers_and_stop_at_the_default_level(pg, database, tmp_path):
+    """Operators tail procurement.log first: a start and a stop leave their lines there at INFO."""
+    seed_admin(database)
+    proc, _ = start_gunicorn(
+        tmp_path, {**pg.settings(), "PROCUREMENT_REDIS_URL": "", "PROCUREMENT_LOG_LEVEL": "INFO"}
+    )
+    stop_gunicorn(proc)
+    lines = [json.loads(line) for line in (tmp_path / "procurement.log").read_text().splitlines()]
+    messages = [line["message"] for line in lines if line["logger"] == "procurement.lifecycle"]
+    assert messages[0].startswith(f"starting procurement {procurement.__version__} from ")
+    assert "2 workers x 2 threads; configuration check: ok" in messages[0]
+    assert sum(message.endswith(" booted") for message in messages) == 2
+    assert any(
+        message.startswith("procurement ") and " ready on 127.0.0.1:" in message
+        for message in messages
+    )
+    assert sum(message.endswith(" exited") for message in messages) == 2
+    assert messages[-1] == f"procurement {procurement.__version__} stopped"
+    assert all(
+        line["level"] == "INFO" for line in lines if line["logger"] == "procurement.lifecycle"
+    )
 
 
 def test_metrics_merge_all_workers(live):

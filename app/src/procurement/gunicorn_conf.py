@@ -5,8 +5,10 @@ Run as ``gunicorn -c python:procurement.gunicorn_conf procurement.wsgi:app``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 
 from dotenv import dotenv_values
 
@@ -23,9 +25,13 @@ _multiproc_dir = (
 if _multiproc_dir and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _multiproc_dir
 
-from procurement.config_manager import ConfigManager  # noqa: E402 - after PROMETHEUS_MULTIPROC_DIR is set
+from procurement import __version__, logs  # noqa: E402 - after PROMETHEUS_MULTIPROC_DIR is set
+from procurement.config_manager import ConfigManager  # noqa: E402
 
 _cfg = ConfigManager(env_file=_ENV_FILE)
+# Start, stop and worker lines for the service's log file, where operators
+# look first (the access log goes to the journal).
+_lifecycle = logging.getLogger("procurement.lifecycle")
 
 bind = _cfg.bind
 workers = _cfg.workers
@@ -52,8 +58,29 @@ forwarded_allow_ips = "127.0.0.1,::1"
 proc_name = "procurement"
 
 
+def _release() -> str:
+    """The release directory this interpreter runs from (its virtualenv's parent)."""
+    return os.path.dirname(os.path.realpath(sys.prefix))
+
+
 def on_starting(server) -> None:
     """Prepare shared state in the master, before workers are forked."""
+    logs.configure(
+        _cfg.log_level if _cfg.log_level in logging._nameToLevel else "INFO", _cfg.log_file
+    )
+    problems = _cfg.validate()
+    _lifecycle.info(
+        "starting procurement %s from %s, bind %s, %s workers x %s threads; "
+        "configuration check: %s",
+        __version__,
+        _release(),
+        bind,
+        workers,
+        threads,
+        "ok" if not problems else f"{len(problems)} problem(s)",
+    )
+    for problem in problems:
+        _lifecycle.error("configuration problem: %s", problem)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         # Samples of a previous run would otherwise be added to this run's.
@@ -72,8 +99,21 @@ def on_starting(server) -> None:
     cache.enable_shared_versions()
 
 
+def when_ready(server) -> None:
+    _lifecycle.info("procurement %s ready on %s", __version__, bind)
+
+
+def post_worker_init(worker) -> None:
+    _lifecycle.info("worker %s booted", worker.pid)
+
+
+def on_exit(server) -> None:
+    _lifecycle.info("procurement %s stopped", __version__)
+
+
 def child_exit(server, worker) -> None:
-    """Drop the live gauges of a worker that exited."""
+    """Note a worker that exited, and drop its live gauges."""
+    _lifecycle.info("worker %s exited", worker.pid)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 

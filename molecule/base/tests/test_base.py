@@ -20,7 +20,7 @@ def run_converge(host, extra_vars: dict) -> tuple[subprocess.CompletedProcess, s
 def test_preflight_names_every_missing_resource_and_changes_nothing(host):
     result, output = run_converge(
         host,
-        {"base_min_cpu_cores": 512, "base_min_memory_mb": 64 * 1024 * 1024, "base_min_free_disk_gb": 1024 * 1024},
+        {"base_min_cpu_cores": 512, "base_min_memory_mb": 64 * 1024 * 1024, "base_min_disk_gb": 1024 * 1024},
     )
     assert result.returncode != 0, output[-3000:]
     assert "does not meet the requirements" in output, output[-3000:]
@@ -29,14 +29,37 @@ def test_preflight_names_every_missing_resource_and_changes_nothing(host):
         "base_min_cpu_cores",
         "memory",
         "base_min_memory_mb",
-        "free disk space",
-        "base_min_free_disk_gb",
+        "disk size: the filesystem on",
+        "base_min_disk_gb",
     ):
         assert phrase in output, f"{phrase!r} missing from:\n{output[-3000:]}"
     # The OS is supported, so it must not be blamed.
     assert "base_supported_os" not in output
     recap = {m["host"]: (int(m["changed"]), int(m["failed"])) for m in RECAP.finditer(result.stdout)}
     assert recap == {host.backend.get_hostname(): (0, 1)}, result.stdout[-3000:]
+
+
+def test_preflight_measures_the_disk_not_its_free_space_and_warns_when_it_runs_low(host):
+    """The manual's 100 GB is a disk: a filesystem of that size passes however full it is, with a warning."""
+    size, avail = (int(n) for n in host.check_output("df -B1 --output=size,avail /opt | tail -n 1").split())
+    assert avail < size
+    # The filesystem's own size (decimal GB), which its free space falls short of.
+    figure = size // 1000**3
+    extra = {"base_min_disk_gb": figure, "base_warn_free_disk_gb": figure + 1}
+    result, output = converge(host, "--tags", "base_preflight", "-e", json.dumps(extra))
+    assert result.returncode == 0, output[-3000:]
+    assert f"below base_warn_free_disk_gb {figure + 1} GB" in output, output[-3000:]
+    assert "WARNING:" in output
+    # Above 95% of the filesystem's size, it is refused, naming the variable.
+    result, output = run_converge(host, {"base_min_disk_gb": int(figure / 0.95) + 2})
+    assert result.returncode != 0
+    assert "disk size: the filesystem on" in output and "(base_min_disk_gb)" in output, output[-3000:]
+
+
+def test_the_old_free_space_setting_is_refused_by_name(host):
+    result, output = run_converge(host, {"base_min_free_disk_gb": 100})
+    assert result.returncode != 0
+    assert "base_min_free_disk_gb is gone: base_min_disk_gb is the size of the filesystem" in output, output[-3000:]
 
 
 def test_preflight_rejects_an_unsupported_os_by_name(host):

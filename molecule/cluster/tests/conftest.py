@@ -21,6 +21,9 @@ _spec.loader.exec_module(stack)
 PROJECT = stack.PROJECT
 SERVER_NAME = stack.SERVER_NAME
 Poller = stack.Poller
+concurrent_writes = stack.concurrent_writes
+too_many_clients = stack.too_many_clients
+stop_postgresql = stack.stop_postgresql
 vault_values = stack.vault_values
 # The load balancer's HTTPS, published on the controller's loopback (molecule.yml).
 LB_PORT = 9445

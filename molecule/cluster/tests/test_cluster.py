@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import threading
 import time
 
 import pytest
-from conftest import LB_PORT, PROJECT, Poller, address
+from conftest import LB_PORT, PROJECT, Poller, address, concurrent_writes, too_many_clients
 from test_backup import MIGRATION_0007
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
@@ -139,6 +140,27 @@ def test_the_app_port_follows_app_bind_port_everywhere(nodes):
     assert f'"{where}:{APP_PORT}"' in targets and ":8000" not in targets
 
 
+def test_two_nodes_of_nine_workers_take_64_concurrent_writers_each(nodes, secrets):
+    """Both app nodes at once, straight from the load balancer's host: no 5xx, no refused connection at the primary."""
+    db1 = nodes["cluster-db1"]
+    refused_before = too_many_clients(db1)
+    token = secrets["vault_app_admin_token"]
+    results = {}
+
+    def load(name):
+        url = f"http://{address(nodes[name])}:{APP_PORT}"
+        results[name] = concurrent_writes(nodes["cluster-web1"], url, token, clients=64, seconds=10)
+
+    workers = [threading.Thread(target=load, args=(name,)) for name in APP_NODES]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for name in APP_NODES:
+        assert set(results[name]) == {"201"} and results[name]["201"] > 64, results
+    assert too_many_clients(db1) == refused_before
+
+
 def test_pgbouncer_pools_the_app_nodes_over_tls(nodes, secrets, lb):
     db1 = nodes["cluster-db1"]
     primary = address(db1)
@@ -177,7 +199,8 @@ def test_pgbouncer_pools_the_app_nodes_over_tls(nodes, secrets, lb):
         "select coalesce(host(client_addr), 'local') from pg_stat_activity where usename = 'procurement_user'",
     ).split()
     assert sessions and set(sessions) == {"local"}, sessions
-    assert psql(db1, "show max_connections").strip() == "35"  # PgBouncer's 20 + 5, and 10 for administration
+    # PgBouncer's 20 + 5, and 12 reserved: superuser 3, monitoring 2, migrations 1, operators 5, one backup host.
+    assert psql(db1, "show max_connections").strip() == "37"
 
 
 def test_backups_read_the_replica_and_restore_in_the_drill(nodes):

@@ -84,6 +84,66 @@ class Api:
         return payload
 
 
+# Many clients writing at once, straight at one app node (no nginx, so no
+# rate limit): each client POSTs new suppliers until the time is up. Runs on
+# the host with its own python3; the token comes on stdin.
+_WRITES_SCRIPT = r"""
+import collections, json, sys, threading, time, urllib.error, urllib.request
+url, clients, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+token = sys.stdin.read().strip()
+counts, lock = collections.Counter(), threading.Lock()
+deadline = time.monotonic() + seconds
+
+def client(number):
+    sent = 0
+    while time.monotonic() < deadline:
+        sent += 1
+        body = json.dumps({"name": f"load {number}-{sent}-{time.time_ns()}", "category": "load"}).encode()
+        request = urllib.request.Request(url + "/api/v1/suppliers", data=body, method="POST", headers={
+            "Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except Exception as error:
+            status = type(error).__name__
+        with lock:
+            counts[str(status)] += 1
+
+threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps(counts))
+"""
+
+
+def concurrent_writes(client, url: str, token: str, clients: int = 64, seconds: float = 10) -> dict:
+    """Status counts of `clients` concurrent writers against `url` for `seconds`, run on the host `client`."""
+    client.run(f"cat > /tmp/concurrent_writes.py <<'EOF'\n{_WRITES_SCRIPT}EOF")
+    command = (
+        f"printf %s {shlex.quote(token)} | python3 /tmp/concurrent_writes.py {shlex.quote(url)} {clients} {seconds}"
+    )
+    return json.loads(client.check_output(command))
+
+
+def stop_postgresql(host) -> None:
+    """The manual's `systemctl stop postgresql`, then wait until the server is really gone.
+
+    The command returns once Debian's umbrella unit has stopped; the cluster's
+    own unit (PartOf it) may still be shutting down on a busy machine.
+    """
+    host.check_output("systemctl stop postgresql")
+    host.check_output("timeout 60 sh -c 'while pg_isready -q -h 127.0.0.1; do sleep 0.2; done'")
+
+
+def too_many_clients(database) -> int:
+    """Lines of PostgreSQL's log (Debian's cluster log) that refused a connection for want of slots."""
+    return int(database.run("cat /var/log/postgresql/*.log | grep -c 'too many clients' || true").stdout.strip() or 0)
+
+
 @pytest.fixture(scope="module")
 def secrets():
     return vault_values()

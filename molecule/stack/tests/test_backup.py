@@ -10,7 +10,7 @@ import shlex
 import time
 
 import pytest
-from conftest import PROJECT
+from conftest import PROJECT, stop_postgresql
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
 BACKUP_DIR = "/backup/procurement"
@@ -202,9 +202,7 @@ def fail_unwritable(host):
 
 
 def fail_database_stopped(host):
-    host.check_output("systemctl stop postgresql")
-    # The cluster's own unit may still be shutting down when the command returns.
-    host.check_output("timeout 60 sh -c 'while pg_isready -q -h 127.0.0.1; do sleep 0.2; done'")
+    stop_postgresql(host)
 
     def undo():
         host.check_output("systemctl start postgresql")

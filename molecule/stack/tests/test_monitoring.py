@@ -13,7 +13,7 @@ import time
 
 import pytest
 from alerting import Prometheus, Receiver, https_status, wait_for
-from conftest import SERVER_NAME, TARGETS
+from conftest import SERVER_NAME, TARGETS, stop_postgresql
 
 EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "postgresql", "redis", "nginx", "procurement"}
 EXPECTED_RULES = {
@@ -179,7 +179,7 @@ def test_database_outage_fires_database_down_and_high_error_rate_then_resolves(h
     """Stop PostgreSQL: DatabaseDown reaches the webhook within its window, 5xx answers
     raise HighErrorRate; start it again: DatabaseDown resolves."""
     since = receiver.now()
-    host.check_output("systemctl stop postgresql")
+    stop_postgresql(host)
     stopped = time.monotonic()
     try:
         # Real 5xx through nginx: readiness answers 503 without its database

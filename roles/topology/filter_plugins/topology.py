@@ -15,6 +15,7 @@ firewall rule, upstream, scrape target and connection string with it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import yaml
@@ -33,8 +34,30 @@ PORTS = {
 # The inventory groups of the bundle.
 TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup")
 
-# Other settings of the roles that the wiring needs.
-OWNED = {"app_home": "app", "nginx_stub_status_listen": "nginx"}
+# Other settings of the roles that the wiring and the capacity model read.
+OWNED = {
+    "app_home": "app",
+    "app_workers": "app",
+    "app_threads": "app",
+    "app_db_pool_min": "app",
+    "app_db_pool_max": "app",
+    "nginx_stub_status_listen": "nginx",
+    "pgbouncer_default_pool_size": "pgbouncer",
+    "pgbouncer_reserve_pool_size": "pgbouncer",
+    "pgbouncer_max_client_conn": "pgbouncer",
+}
+
+# Connections each database server keeps beyond the app's, by who uses them.
+RESERVED = {
+    # PostgreSQL's superuser_reserved_connections (its default).
+    "superuser": 3,
+    # postgres_exporter's session on each database host.
+    "monitoring": 2,
+    # A release's migration run (its own connection, outside the pools).
+    "migrations": 1,
+    # An operator's psql, as the manual's troubleshooting steps open it.
+    "operators": 5,
+}
 
 # The site itself: Nginx serves HTTP (redirects) and HTTPS to everyone.
 SITE_PORTS = ((80, "HTTP"), (443, "HTTPS"))
@@ -60,6 +83,9 @@ class Topology:
         self.pgbouncer = bool(settings.get("pgbouncer"))
         self.backup_from_replica = bool(settings.get("backup_from_replica"))
         self._defaults = _role_defaults(Path(roles_dir))
+        # Each hostvars[host] builds that host's variables anew: look each up once.
+        self._host_vars = {}
+        self._values = {}
 
     # Inventory facts -----------------------------------------------------
 
@@ -68,8 +94,20 @@ class Topology:
         hosts = self.groups.get(name) or []
         return [host for host in hosts if host in self.members]
 
+    def vars_of(self, host):
+        if host not in self._host_vars:
+            self._host_vars[host] = self.hostvars[host]
+        return self._host_vars[host]
+
+    def value(self, host, variable):
+        """A host's variable as its inventory sets it (None when unset), looked up once."""
+        key = (host, variable)
+        if key not in self._values:
+            self._values[key] = self.vars_of(host).get(variable)
+        return self._values[key]
+
     def address(self, host):
-        return str(self.hostvars[host]["procurement_private_address"])
+        return str(self.value(host, "procurement_private_address"))
 
     def addresses(self, hosts):
         return [self.address(host) for host in hosts]
@@ -79,7 +117,7 @@ class Topology:
 
     def owned(self, host, variable, role):
         """A role's variable for a host: its inventory value, else the role's default."""
-        value = self.hostvars[host].get(variable) if host in self.hostvars else None
+        value = self.value(host, variable) if host in self.hostvars else None
         return self._defaults[role][variable] if value is None else value
 
     def port(self, host, name):
@@ -149,8 +187,85 @@ class Topology:
             "nginx_stub_status": self.owned(me, "nginx_stub_status_listen", "nginx"),
             "app_balancers": [host for host in web if host not in app],
             "app_balancer_upstream": f"{self.address(me)}:{ports['app']}",
+            "capacity": self._capacity(app, backup),
             "firewall_rules": self._firewall_rules(peers, ports, app, db + replicas, cache, web),
             "scrape_jobs": self._scrape_jobs(exporter_address),
+        }
+
+    def _vcpus(self, host):
+        """The host's vCPUs from its facts; the preflight's minimum until they are known."""
+        facts = self.value(host, "ansible_facts") or {}
+        vcpus = facts.get("processor_vcpus") or self.value(host, "ansible_processor_vcpus")
+        return int(vcpus) if vcpus else int(self.value(host, "base_min_cpu_cores") or 4)
+
+    def _number(self, host, variable):
+        value = self.owned(host, variable, OWNED[variable])
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{variable} of {host} must be a whole number, not {value!r}") from None
+
+    def _node_capacity(self, host):
+        """gunicorn workers and threads of an app node, each worker's pool, and the node's total.
+
+        A gthread worker serves at most ``app_threads`` requests at once and
+        each holds one pooled connection, so a worker never needs more than
+        its threads plus one (a health check opens its own); ``app_db_pool_max``
+        caps that, ``app_db_pool_min`` is kept open within it.
+        """
+        workers = self._number(host, "app_workers")
+        if workers <= 0:
+            workers = 2 * self._vcpus(host) + 1
+        threads = self._number(host, "app_threads")
+        pool_max = min(self._number(host, "app_db_pool_max"), threads + 1)
+        pool_min = min(self._number(host, "app_db_pool_min"), pool_max)
+        return {
+            "workers": workers,
+            "threads": threads,
+            "pool_min": pool_min,
+            "pool_max": pool_max,
+            "connections": workers * pool_max,
+        }
+
+    def _capacity(self, app, backup):
+        """The connection budget of the deployment's database servers, summed over every app node."""
+        nodes = {host: self._node_capacity(host) for host in app}
+        clients = sum(node["connections"] for node in nodes.values())
+        primary = (self.tier("db") or [""])[0]
+        reserved = {**RESERVED, "backups": len(backup)}
+        problems = []
+        if self.pgbouncer and primary:
+            pooled = self._number(primary, "pgbouncer_default_pool_size") + self._number(
+                primary, "pgbouncer_reserve_pool_size"
+            )
+            limit = self._number(primary, "pgbouncer_max_client_conn")
+            if clients > limit:
+                problems.append(
+                    f"{len(nodes)} app node(s) may open {clients} connections to PgBouncer on {primary}, "
+                    f"more than pgbouncer_max_client_conn {limit}: raise it, or lower app_workers or app_threads"
+                )
+            server_side = pooled
+        else:
+            server_side = clients
+        max_connections = server_side + sum(reserved.values())
+        # A value the inventory pins is what the server admits.
+        for server in self.tier("db") + self.tier("db_replica"):
+            pinned = self.value(server, "postgresql_max_connections")
+            if pinned is not None and str(pinned).strip().isdigit() and int(pinned) < max_connections:
+                problems.append(
+                    f"postgresql_max_connections {int(pinned)} on {server} is below what the deployment needs, "
+                    f"{max_connections}: {server_side} for the app"
+                    + (" (PgBouncer's pool)" if self.pgbouncer else f" ({_node_sum(nodes)})")
+                    + f" and {sum(reserved.values())} reserved ({_reserved_sum(reserved)}); raise it, lower"
+                    " app_workers or app_threads, or turn on procurement_pgbouncer"
+                )
+        return {
+            "nodes": nodes,
+            "client_connections": clients,
+            "app_connections": server_side,
+            "reserved": reserved,
+            "max_connections": max_connections,
+            "problems": problems,
         }
 
     def _database_endpoint(self, server, pool):
@@ -223,10 +338,19 @@ class Topology:
         return jobs
 
 
+def _node_sum(nodes):
+    return " + ".join(f"{name} {n['workers']} workers x {n['pool_max']}" for name, n in nodes.items()) or "no app node"
+
+
+def _reserved_sum(reserved):
+    return ", ".join(f"{who} {count}" for who, count in reserved.items())
+
+
 def _unique(items):
     return list(dict.fromkeys(items))
 
 
+@functools.cache
 def _role_defaults(roles_dir):
     defaults = {}
     for role in {role for _, role in PORTS.values()} | set(OWNED.values()):
