@@ -37,30 +37,44 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    workdir: Path, env: dict, name: str = "gunicorn"
+    workdir: Path,
+    env: dict,
+    name: str = "gunicorn",
+    port: Optional[int] = None,
+    inherit_fd: Optional[int] = None,
 ) -> tuple[subprocess.Popen, str]:
-    """The service as production runs it (``procurement.gunicorn_conf``) on a free loopback port.
+    """The service as production runs it (``procurement.gunicorn_conf``) on a loopback port.
 
     ``env`` is the whole environment of the process; PROCUREMENT_BIND is set
-    here. Returns the process and its base URL once /health/ready answers
-    200; raises with the end of its output if it never does.
+    here, to ``port`` or a free one. With ``inherit_fd``, the process gets
+    that socket as systemd passes a kept one (fd 3, LISTEN_PID, LISTEN_FDS).
+    Returns the process and its base URL once /health/ready answers 200;
+    raises with the end of its output if it never does.
     """
-    port = free_port()
+    port = port or free_port()
     output = workdir / f"{name}.out"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:procurement.gunicorn_conf",
+        "procurement.wsgi:app",
+    ]
+    pass_fds: tuple = ()
+    if inherit_fd is not None:
+        # bash keeps the PID across exec, so LISTEN_PID names the gunicorn master.
+        script = f'exec 3<&{inherit_fd} {inherit_fd}<&-; export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http; exec "$@"'
+        command = ["bash", "-c", script, "bash", *command]
+        pass_fds = (inherit_fd,)
     with open(output, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:procurement.gunicorn_conf",
-                "procurement.wsgi:app",
-            ],
+            command,
             cwd=workdir,
             env={**env, "PROCUREMENT_BIND": f"127.0.0.1:{port}"},
             stdout=log,
             stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

@@ -40,8 +40,11 @@ def seed_admin(database):
     return admin_token
 
 
-def start_gunicorn(workdir, settings):
-    """Run the service as production does, small; return (process, base URL)."""
+def start_gunicorn(workdir, settings, **options):
+    """Run the service as production does, small; return (process, base URL).
+
+    ``options`` go to servers.start_gunicorn (name, port, inherit_fd).
+    """
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROCUREMENT_")},
         "PROCUREMENT_SECRET_KEY": "live-secret-key-0123456789",
@@ -53,7 +56,7 @@ def start_gunicorn(workdir, settings):
         "PROCUREMENT_METRICS_CACHE_SECONDS": "0",
         **settings,
     }
-    return servers.start_gunicorn(workdir, env)
+    return servers.start_gunicorn(workdir, env, **options)
 
 
 @pytest.fixture(scope="module")

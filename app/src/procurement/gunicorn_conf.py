@@ -5,9 +5,11 @@ Run as ``gunicorn -c python:procurement.gunicorn_conf procurement.wsgi:app``.
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 import shutil
+import socket
 import sys
 
 from dotenv import dotenv_values
@@ -63,6 +65,63 @@ def _release() -> str:
     return os.path.dirname(os.path.realpath(sys.prefix))
 
 
+# systemd keeps the listening socket for the service (FileDescriptorStoreMax=
+# in procurement.service) under this name: a restart hands it to the next
+# gunicorn, so connections wait in the kernel's queue instead of being
+# refused, while a stop releases it and the port closes until the next start.
+_FD_NAME = "http"
+
+
+def _notify(message: str, fds: list[int] | None = None) -> None:
+    """Send ``message`` (and ``fds``) to systemd's notification socket, if run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as channel:
+            channel.connect(address)
+            channel.sendmsg([message.encode()], ancillary)
+    except OSError as exc:
+        # The service still runs; only a restart would refuse connections.
+        _lifecycle.warning("could not tell systemd %r: %s", message.split("\n")[0], exc)
+
+
+def _bound_to(fd: int) -> tuple[str, int]:
+    probe = socket.socket(fileno=fd)
+    try:
+        host, port = probe.getsockname()[:2]
+    finally:
+        probe.detach()
+    return host, port
+
+
+def _wanted() -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _release_a_stale_socket() -> None:
+    """Let go of a kept socket bound elsewhere than ``bind`` (the address or port changed).
+
+    gunicorn would otherwise serve on the old address; without the
+    LISTEN_* variables it binds the new one, which when_ready hands to systemd.
+    """
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return
+    fds = range(3, 3 + int(os.environ.get("LISTEN_FDS", "0")))
+    if all(_bound_to(fd) == _wanted() for fd in fds):
+        return
+    _lifecycle.info("the kept socket does not match bind %s; binding afresh", bind)
+    _notify(f"FDSTOREREMOVE=1\nFDNAME={_FD_NAME}")
+    for fd in fds:
+        os.close(fd)
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+
+
 def on_starting(server) -> None:
     """Prepare shared state in the master, before workers are forked."""
     logs.configure(
@@ -81,6 +140,7 @@ def on_starting(server) -> None:
     )
     for problem in problems:
         _lifecycle.error("configuration problem: %s", problem)
+    _release_a_stale_socket()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         # Samples of a previous run would otherwise be added to this run's.
@@ -100,6 +160,12 @@ def on_starting(server) -> None:
 
 
 def when_ready(server) -> None:
+    if not server.systemd:
+        # Bound by this gunicorn: systemd keeps a copy from now on. (Sockets
+        # that came from systemd are in its store already.)
+        _notify(
+            f"FDSTORE=1\nFDNAME={_FD_NAME}", [listener.fileno() for listener in server.LISTENERS]
+        )
     _lifecycle.info("procurement %s ready on %s", __version__, bind)
 
 

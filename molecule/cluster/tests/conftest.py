@@ -16,6 +16,7 @@ os.environ.setdefault("PROCUREMENT_SERVER_NAME", "procurement.cluster.test")
 STACK_TESTS = Path(__file__).resolve().parents[2] / "stack" / "tests"
 _spec = importlib.util.spec_from_file_location("stack_conftest", STACK_TESTS / "conftest.py")
 stack = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = stack  # dataclasses look their module up there
 _spec.loader.exec_module(stack)
 
 PROJECT = stack.PROJECT
@@ -24,6 +25,8 @@ Poller = stack.Poller
 concurrent_writes = stack.concurrent_writes
 too_many_clients = stack.too_many_clients
 stop_postgresql = stack.stop_postgresql
+TARGETS = stack.TARGETS
+Writer = stack.Writer
 vault_values = stack.vault_values
 # The load balancer's HTTPS, published on the controller's loopback (molecule.yml).
 LB_PORT = 9445

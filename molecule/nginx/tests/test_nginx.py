@@ -136,3 +136,21 @@ def test_default_site_is_gone(host):
     # Any other name still lands on the procurement site's redirect, not a welcome page.
     status, _, _ = curl(host, "http://127.0.0.1/", vhost="other.example.org")
     assert status == 301
+
+
+def test_a_stopped_app_gives_a_json_503_until_it_starts_again(host):
+    """With nothing on the app's port, nginx answers the app's JSON error shape with 503, not its HTML 502."""
+    host.check_output("systemctl stop echo-app")
+    try:
+        status, headers, body = curl(host, HTTPS + "/api/orders")
+        assert status == 503, body
+        assert headers["content-type"] == ["application/json"]
+        assert headers["retry-after"] == ["30"]
+        assert json.loads(body)["error"]["code"] == "service_unavailable"
+        for name, value in SECURITY_HEADERS.items():
+            assert headers.get(name) == [value], name
+    finally:
+        host.check_output("systemctl start echo-app")
+    host.check_output("timeout 30 sh -c 'until curl -s -o /dev/null http://127.0.0.1:8000/; do sleep 0.5; done'")
+    status, _, _ = curl(host, HTTPS + "/api/orders")
+    assert status == 200

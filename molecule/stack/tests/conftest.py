@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -289,6 +290,74 @@ class Poller(threading.Thread):
     def stop(self):
         self.stopped.set()
         self.join(timeout=60)
+
+
+@dataclasses.dataclass
+class Write:
+    name: str
+    sent: float
+    done: float
+    status: int
+    code: str = ""
+
+
+class Writer(threading.Thread):
+    """Steady, bounded writes through Nginx: a new supplier five times a second, each answer kept.
+
+    Every write (its supplier's name, when it was sent and answered by
+    time.monotonic(), its status and error code) is in ``writes``.
+    """
+
+    interval = 0.2
+
+    def __init__(self, port: int, token: str, prefix: str = "steady writer", limit_seconds: float = 300):
+        super().__init__(daemon=True)
+        self.url = f"https://127.0.0.1:{port}/api/v1/suppliers"
+        self.token = token
+        self.prefix = f"{prefix} {time.time_ns()}"
+        self.limit = time.monotonic() + limit_seconds
+        self.stopped = threading.Event()
+        self.writes: list[Write] = []
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def run(self):
+        number = 0
+        while not self.stopped.is_set() and time.monotonic() < self.limit:
+            number += 1
+            name = f"{self.prefix} {number}"
+            body = json.dumps({"name": name, "category": "office", "contact": "w@example.com"}).encode()
+            request = urllib.request.Request(
+                self.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Host": SERVER_NAME,
+                    "Content-Type": "application/json",
+                },
+            )
+            sent = time.monotonic()
+            code = ""
+            try:
+                with urllib.request.urlopen(request, timeout=60, context=self.context) as response:
+                    response.read()
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                try:
+                    code = json.loads(exc.read())["error"]["code"]
+                except (ValueError, KeyError, TypeError):
+                    code = "not the JSON error shape"
+            except Exception as exc:  # every failed request counts, whatever its kind
+                status, code = 0, repr(exc)
+            self.writes.append(Write(name, sent, time.monotonic(), status, code))
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=90)
 
 
 # Procedures whose logic does not depend on the platform run on one host
