@@ -30,16 +30,101 @@ def test_tokens_are_stored_only_as_sha256(api, tokens, database):
     assert api.ok("GET", "/me", "rita")["role"] == "requester"
 
 
-def test_deactivated_user_is_rejected(api, database):
-    assert api.get("/me", "rob").status_code == 200
-    with database.begin() as conn:
-        conn.execute(text("UPDATE users SET active = false WHERE name = 'rob'"))
-    # The auth cache is namespaced; bump it as a deactivation through the API would.
-    from procurement.cache import cache
+def user_id(api, name):
+    return next(u["id"] for u in api.ok("GET", "/users", "ada")["items"] if u["name"] == name)
 
-    with api.client.application.app_context():
-        cache.bump("users")
-    assert api.get("/me", "rob").status_code == 401
+
+def audit_actions(database, user):
+    with database.connect() as conn:
+        return (
+            conn.execute(
+                text(
+                    "SELECT action FROM audit_log WHERE entity = 'user' AND entity_id = :id ORDER BY id"
+                ),
+                {"id": user},
+            )
+            .scalars()
+            .all()
+        )
+
+
+def test_a_deactivated_user_is_refused_at_once_and_can_come_back(api, database):
+    rob = user_id(api, "rob")
+    assert api.get("/me", "rob").status_code == 200  # now in the auth cache
+    changed = api.patch(f"/users/{rob}", "ada", json={"active": False})
+    assert changed.status_code == 200 and changed.get_json()["active"] is False
+    refused = api.get("/me", "rob")
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "unauthorized"
+    assert api.ok("PATCH", f"/users/{rob}", "ada", {"active": True})["active"] is True
+    assert api.get("/me", "rob").status_code == 200
+    assert audit_actions(database, rob)[-2:] == ["deactivate", "activate"]
+
+
+def test_a_new_token_replaces_the_old_one_at_once(api, database):
+    bob = user_id(api, "bob")
+    old = api.tokens["bob"]
+    assert api.get("/me", "bob").status_code == 200
+    issued = api.ok("POST", f"/users/{bob}/token", "ada", status=(201,))
+    assert issued["user"]["name"] == "bob" and issued["token"] != old
+    assert api.get("/me", "bob").status_code == 401
+    api.tokens["bob"] = issued["token"]
+    assert api.ok("GET", "/me", "bob")["name"] == "bob"
+    with database.connect() as conn:
+        stored = conn.execute(text("SELECT token_hash FROM users WHERE name = 'bob'")).scalar()
+    assert stored == hashlib.sha256(issued["token"].encode()).hexdigest()
+
+
+def test_a_revoked_token_is_refused_at_once(api, database):
+    alice = user_id(api, "alice")
+    assert api.get("/me", "alice").status_code == 200
+    revoked = api.call("DELETE", f"/users/{alice}/token", "ada")
+    assert revoked.status_code == 200 and revoked.get_json()["name"] == "alice"
+    assert api.get("/me", "alice").status_code == 401
+    assert audit_actions(database, alice)[-1] == "revoke_token"
+
+
+@pytest.mark.parametrize(
+    ("user", "method", "path", "body", "status", "code"),
+    [
+        ("bob", "PATCH", "/users/{rob}", {"active": False}, 403, "forbidden"),
+        ("bob", "POST", "/users/{rob}/token", None, 403, "forbidden"),
+        ("rita", "DELETE", "/users/{rob}/token", None, 403, "forbidden"),
+        ("ada", "PATCH", "/users/999999", {"active": False}, 404, "not_found"),
+        ("ada", "POST", "/users/999999/token", None, 404, "not_found"),
+        ("ada", "PATCH", "/users/{rob}", {"active": "no"}, 422, "validation_error"),
+        ("ada", "PATCH", "/users/{rob}", {}, 422, "validation_error"),
+        (
+            "ada",
+            "PATCH",
+            "/users/{rob}",
+            {"active": False, "role": "admin"},
+            422,
+            "validation_error",
+        ),
+        ("ada", "PATCH", "/users/{ada}", {"active": False}, 409, "last_admin"),
+    ],
+)
+def test_user_changes_refused_with_a_json_error_change_nothing(
+    api, user, method, path, body, status, code
+):
+    ids = {name: user_id(api, name) for name in ("rob", "ada")}
+    response = api.call(method, path.format(**ids), user, json=body)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["error"]["code"] == code
+    users = {u["name"]: u["active"] for u in api.ok("GET", "/users", "ada")["items"]}
+    assert users["rob"] is True and users["ada"] is True
+    assert api.get("/me", "rob").status_code == 200
+
+
+def test_an_admin_may_step_down_while_another_admin_is_active(api):
+    second = api.ok("POST", "/users", "ada", {"name": "adele", "role": "admin"}, status=(201,))
+    assert (
+        api.ok("PATCH", f"/users/{user_id(api, 'ada')}", "ada", {"active": False})["active"]
+        is False
+    )
+    api.tokens["adele"] = second["token"]
+    last = api.call("PATCH", f"/users/{second['user']['id']}", "adele", json={"active": False})
+    assert last.status_code == 409 and last.get_json()["error"]["code"] == "last_admin"
 
 
 # (user, method, path, body factory) -> expected status; path placeholders filled per test.

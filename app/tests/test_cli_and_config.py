@@ -168,6 +168,29 @@ def test_users_create_prints_token_once(runner, app):
     assert again.exit_code != 0
 
 
+def test_users_deactivate_activate_new_token_and_revoke_take_effect_at_once(runner, app, api):
+    def me(token):
+        return app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+    def cli(*args):
+        return runner.invoke(main, ["users", *args, "--name", "rob"])
+
+    old = api.tokens["rob"]
+    assert me(old).status_code == 200
+    assert cli("deactivate").exit_code == 0
+    assert me(old).status_code == 401
+    assert cli("activate").exit_code == 0
+    assert me(old).status_code == 200
+    issued = cli("new-token")
+    assert issued.exit_code == 0, issued.output
+    new = issued.stdout.strip().splitlines()[-1]
+    assert me(old).status_code == 401 and me(new).get_json()["name"] == "rob"
+    assert cli("revoke-token").exit_code == 0
+    assert me(new).status_code == 401
+    unknown = runner.invoke(main, ["users", "deactivate", "--name", "nobody"])
+    assert unknown.exit_code != 0 and "user nobody does not exist" in unknown.output
+
+
 def test_users_ensure_is_idempotent_and_takes_token_from_env(runner, app):
     vault_token = "v" * 43
     first = runner.invoke(

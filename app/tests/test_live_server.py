@@ -73,9 +73,17 @@ def live(pg, redis_server, database, tmp_path_factory):
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         },
     )
+    # The user whose account and token the fuzzer may change (never the admin driving it).
+    throwaway = requests.post(
+        base + "/api/v1/users",
+        json={"name": "fuzz target", "role": "requester"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert throwaway.status_code == 201, throwaway.text
     yield {
         "base": base,
         "token": admin_token,
+        "throwaway_user": throwaway.json()["user"]["id"],
         "metrics_dir": metrics_dir,
         "proc": proc,
         "workdir": workdir,
@@ -83,11 +91,42 @@ def live(pg, redis_server, database, tmp_path_factory):
     stop_gunicorn(proc)
 
 
+def refused_in_every_worker_at_once(base, admin_token):
+    """A user's token, cached by every worker, is refused by all of them right after the user is
+    deactivated, and again right after its token is revoked."""
+    admin = {"Authorization": f"Bearer {admin_token}", "Connection": "close"}
+    created = requests.post(
+        base + "/api/v1/users",
+        json={"name": f"temp {secrets.token_hex(4)}", "role": "requester"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    user, token = created.json()["user"]["id"], created.json()["token"]
+    auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
+
+    def statuses():
+        return {requests.get(base + "/api/v1/me", headers=auth).status_code for _ in range(8)}
+
+    assert statuses() == {200}  # in the cache of each worker now
+    deactivate = requests.patch(
+        f"{base}/api/v1/users/{user}", json={"active": False}, headers=admin
+    )
+    assert deactivate.status_code == 200
+    assert statuses() == {401}
+    activate = requests.patch(f"{base}/api/v1/users/{user}", json={"active": True}, headers=admin)
+    assert activate.status_code == 200
+    assert statuses() == {200}
+    assert requests.delete(f"{base}/api/v1/users/{user}/token", headers=admin).status_code == 200
+    assert statuses() == {401}
+
+
 def test_in_process_cache_stays_fresh_across_workers(pg, database, tmp_path):
-    """Without Redis each worker caches in memory; a write in one must reach all."""
+    """Without Redis each worker caches in memory; a write in one must reach all, and so must a
+    user's deactivation and a revoked token."""
     token = seed_admin(database)
     proc, base = start_gunicorn(tmp_path, {**pg.settings(), "PROCUREMENT_REDIS_URL": ""})
     try:
+        refused_in_every_worker_at_once(base, token)
         auth = {"Authorization": f"Bearer {token}", "Connection": "close"}
         url = base + "/api/v1/suppliers/1"
         for _ in range(6):  # warm the caches of both workers
@@ -122,6 +161,10 @@ def test_the_log_file_tells_start_workers_and_stop_at_the_default_level(pg, data
     assert all(
         line["level"] == "INFO" for line in lines if line["logger"] == "procurement.lifecycle"
     )
+
+
+def test_a_deactivated_user_or_revoked_token_is_refused_by_every_worker_with_redis(live):
+    refused_in_every_worker_at_once(live["base"], live["token"])
 
 
 def test_metrics_merge_all_workers(live):
@@ -197,6 +240,12 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_its_openapi_document(case, live):
+    user_id = (case.path_parameters or {}).get("user_id")
+    if isinstance(user_id, int) and not isinstance(user_id, bool) and user_id >= 1:
+        # Deactivating or re-keying the admin whose token drives the run would
+        # turn every later call into a 401: a valid id becomes a throwaway
+        # user's (invalid ids are left for the app to refuse).
+        case.path_parameters["user_id"] = live["throwaway_user"]
     case.call_and_validate(
         base_url=live["base"], headers={"Authorization": f"Bearer {live['token']}"}
     )

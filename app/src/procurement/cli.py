@@ -118,6 +118,63 @@ def users_ensure(name: str, role: str) -> None:
     click.echo(token)
 
 
+def _as_cli(change):
+    """Run a change to a user as the CLI's admin actor; API errors become click errors."""
+    from procurement.errors import ApiError
+
+    try:
+        return change({"name": "cli", "role": "admin"})
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@users.command("deactivate")
+@click.option("--name", required=True)
+@with_appcontext
+def users_deactivate(name: str) -> None:
+    """Deactivate a user: its token is refused from the next request on, in every worker."""
+    from procurement.services import users as user_service
+
+    _as_cli(lambda actor: user_service.set_active(actor, user_service.user_id(name), False))
+    click.echo(f"deactivated user {name}", err=True)
+
+
+@users.command("activate")
+@click.option("--name", required=True)
+@with_appcontext
+def users_activate(name: str) -> None:
+    """Reactivate a deactivated user (with the token it had)."""
+    from procurement.services import users as user_service
+
+    _as_cli(lambda actor: user_service.set_active(actor, user_service.user_id(name), True))
+    click.echo(f"activated user {name}", err=True)
+
+
+@users.command("revoke-token")
+@click.option("--name", required=True)
+@with_appcontext
+def users_revoke_token(name: str) -> None:
+    """Revoke a user's token without a new one; it is refused from the next request on."""
+    from procurement.services import users as user_service
+
+    _as_cli(lambda actor: user_service.revoke_user_token(actor, user_service.user_id(name)))
+    click.echo(f"revoked the token of user {name}", err=True)
+
+
+@users.command("new-token")
+@click.option("--name", required=True)
+@with_appcontext
+def users_new_token(name: str) -> None:
+    """Give a user a new token and print it (shown only this once); the old one stops working."""
+    from procurement.services import users as user_service
+
+    _user, token = _as_cli(
+        lambda actor: user_service.new_user_token(actor, user_service.user_id(name))
+    )
+    click.echo(f"new token for user {name}", err=True)
+    click.echo(token)
+
+
 # -- static files and configuration ----------------------------------------
 @main.group(cls=click.Group)
 def static() -> None:

@@ -94,6 +94,32 @@ def create_user(data):
     return {"user": user, "token": token}
 
 
+@blp.route("/users/<id:user_id>", methods=["PATCH"])
+@blp.arguments(s.UserUpdateSchema())
+@blp.response(200, s.UserSchema)
+@errors_doc(403, 404, 409)
+def update_user(data, user_id):
+    """Deactivate or reactivate a user (admin only); a deactivated user's token stops working."""
+    return user_service.set_active(current_actor(), user_id, data["active"])
+
+
+@blp.route("/users/<id:user_id>/token", methods=["POST"])
+@blp.response(201, s.UserCreatedSchema)
+@errors_doc(403, 404)
+def new_user_token(user_id):
+    """Give a user a new token (admin only), shown only here; the old one stops working."""
+    user, token = user_service.new_user_token(current_actor(), user_id)
+    return {"user": user, "token": token}
+
+
+@blp.route("/users/<id:user_id>/token", methods=["DELETE"])
+@blp.response(200, s.UserSchema)
+@errors_doc(403, 404)
+def revoke_user_token(user_id):
+    """Revoke a user's token without a new one (admin only); it is refused at once."""
+    return user_service.revoke_user_token(current_actor(), user_id)
+
+
 # -- suppliers ------------------------------------------------------------
 @blp.route("/suppliers")
 @blp.arguments(s.SupplierQuerySchema(), location="query", unknown=ma.RAISE)

@@ -151,6 +151,10 @@ class UserCreateSchema(ma.Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
+class UserUpdateSchema(ma.Schema):
+    active = JsonBoolean(required=True, metadata={"description": "false deactivates the user"})
+
+
 class UserCreatedSchema(ma.Schema):
     user = fields.Nested(UserSchema, required=True)
     token = fields.String(

@@ -15,7 +15,7 @@ from procurement.errors import ApiError, conflict
 from procurement.models import (
     ROLES,
 )
-from procurement.services.common import Actor
+from procurement.services.common import Actor, found, require_role
 
 
 def hash_token(token: str) -> str:
@@ -72,3 +72,55 @@ def ensure_user(name: str, role: str, token: Optional[str]) -> Tuple:
 
 def list_users() -> List[Dict[str, Any]]:
     return users_data.list_users()
+
+
+def user_id(name: str) -> int:
+    """The id of the user called ``name`` (404 if there is none)."""
+    return found(users_data.user_id_by_name(name), "user", name)
+
+
+def set_active(actor: Actor, user_id: int, active: bool) -> Dict[str, Any]:
+    """Activate or deactivate a user; a deactivated user's token is refused from the next request.
+
+    The last active admin cannot be deactivated (nobody could manage users any more).
+    """
+    require_role(actor, "admin")
+    with store.transaction():
+        user = found(users_data.user_for_update(user_id), "user", user_id)
+        if (
+            user.active
+            and not active
+            and user.role == "admin"
+            and users_data.other_active_admins(user_id) == 0
+        ):
+            raise conflict("cannot deactivate the last active admin", "last_admin")
+        if user.active != active:
+            user.active = active
+            store.add_audit(actor["name"], "activate" if active else "deactivate", "user", user_id)
+    # Every worker (and, with Redis, every node) reads the user anew.
+    cache.bump("users")
+    return users_data.get_user(user_id)
+
+
+def new_user_token(actor: Actor, user_id: int) -> Tuple[Dict[str, Any], str]:
+    """Give a user a new token; the old one is refused from the next request on."""
+    require_role(actor, "admin")
+    token = new_token()
+    with store.transaction():
+        user = found(users_data.user_for_update(user_id), "user", user_id)
+        user.token_hash = hash_token(token)
+        store.add_audit(actor["name"], "new_token", "user", user_id)
+    cache.bump("users")
+    return users_data.get_user(user_id), token
+
+
+def revoke_user_token(actor: Actor, user_id: int) -> Dict[str, Any]:
+    """Revoke a user's token without a new one: the user cannot sign in until given one."""
+    require_role(actor, "admin")
+    with store.transaction():
+        user = found(users_data.user_for_update(user_id), "user", user_id)
+        # A hash of a token nobody ever sees: no token matches it.
+        user.token_hash = hash_token(new_token())
+        store.add_audit(actor["name"], "revoke_token", "user", user_id)
+    cache.bump("users")
+    return users_data.get_user(user_id)
