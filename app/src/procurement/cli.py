@@ -128,15 +128,19 @@ def _as_cli(change):
         raise click.ClickException(exc.message) from None
 
 
+def _set_active(name: str, active: bool) -> None:
+    from procurement.services import users as user_service
+
+    _as_cli(lambda actor: user_service.set_active(actor, user_service.user_id(name), active))
+    click.echo(f"{'activated' if active else 'deactivated'} user {name}", err=True)
+
+
 @users.command("deactivate")
 @click.option("--name", required=True)
 @with_appcontext
 def users_deactivate(name: str) -> None:
     """Deactivate a user: its token is refused from the next request on, in every worker."""
-    from procurement.services import users as user_service
-
-    _as_cli(lambda actor: user_service.set_active(actor, user_service.user_id(name), False))
-    click.echo(f"deactivated user {name}", err=True)
+    _set_active(name, False)
 
 
 @users.command("activate")
@@ -144,10 +148,7 @@ def users_deactivate(name: str) -> None:
 @with_appcontext
 def users_activate(name: str) -> None:
     """Reactivate a deactivated user (with the token it had)."""
-    from procurement.services import users as user_service
-
-    _as_cli(lambda actor: user_service.set_active(actor, user_service.user_id(name), True))
-    click.echo(f"activated user {name}", err=True)
+    _set_active(name, True)
 
 
 @users.command("revoke-token")

@@ -243,7 +243,27 @@ def api_module(host):
     return Api(host)
 
 
-class Poller(threading.Thread):
+class _Traffic(threading.Thread):
+    """A client thread through Nginx's HTTPS (self-signed), until stopped or ``limit_seconds`` pass."""
+
+    def __init__(self, token: str, limit_seconds: float):
+        super().__init__(daemon=True)
+        self.token = token
+        self.limit = time.monotonic() + limit_seconds
+        self.stopped = threading.Event()
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def going(self) -> bool:
+        return not self.stopped.is_set() and time.monotonic() < self.limit
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=90)
+
+
+class Poller(_Traffic):
     """Steady, bounded traffic through Nginx, ten requests a second, counting every failure.
 
     Requests go to ``paths`` in turn, with the admin's token, until stopped
@@ -253,22 +273,16 @@ class Poller(threading.Thread):
     interval = 0.1
 
     def __init__(self, port: int, token: str, paths=("/api/v1/orders?per_page=5",), limit_seconds: float = 900):
-        super().__init__(daemon=True)
+        super().__init__(token, limit_seconds)
         self.urls = [f"https://127.0.0.1:{port}{path}" for path in paths]
-        self.token = token
-        self.limit = time.monotonic() + limit_seconds
-        self.stopped = threading.Event()
         self.ok = 0
         self.failures: list[str] = []
         # When each failed request was sent (time.monotonic()), beside its failure.
         self.failed_at: list[float] = []
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
 
     def run(self):
         turn = 0
-        while not self.stopped.is_set() and time.monotonic() < self.limit:
+        while self.going():
             url = self.urls[turn % len(self.urls)]
             turn += 1
             sent = time.monotonic()
@@ -287,10 +301,6 @@ class Poller(threading.Thread):
                 self.failed_at.append(sent)
             time.sleep(self.interval)
 
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=60)
-
 
 @dataclasses.dataclass
 class Write:
@@ -301,7 +311,7 @@ class Write:
     code: str = ""
 
 
-class Writer(threading.Thread):
+class Writer(_Traffic):
     """Steady, bounded writes through Nginx: a new supplier five times a second, each answer kept.
 
     Every write (its supplier's name, when it was sent and answered by
@@ -311,20 +321,14 @@ class Writer(threading.Thread):
     interval = 0.2
 
     def __init__(self, port: int, token: str, prefix: str = "steady writer", limit_seconds: float = 300):
-        super().__init__(daemon=True)
+        super().__init__(token, limit_seconds)
         self.url = f"https://127.0.0.1:{port}/api/v1/suppliers"
-        self.token = token
         self.prefix = f"{prefix} {time.time_ns()}"
-        self.limit = time.monotonic() + limit_seconds
-        self.stopped = threading.Event()
         self.writes: list[Write] = []
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
 
     def run(self):
         number = 0
-        while not self.stopped.is_set() and time.monotonic() < self.limit:
+        while self.going():
             number += 1
             name = f"{self.prefix} {number}"
             body = json.dumps({"name": name, "category": "office", "contact": "w@example.com"}).encode()
@@ -354,10 +358,6 @@ class Writer(threading.Thread):
                 status, code = 0, repr(exc)
             self.writes.append(Write(name, sent, time.monotonic(), status, code))
             time.sleep(self.interval)
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=90)
 
 
 # Procedures whose logic does not depend on the platform run on one host
