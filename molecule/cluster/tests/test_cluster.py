@@ -10,7 +10,7 @@ import time
 import warnings
 
 import pytest
-from conftest import LB_PORT, PROJECT, Poller, address, concurrent_writes, too_many_clients
+from conftest import LB_PORT, PROJECT, Poller, address, concurrent_writes, failed_units, too_many_clients
 from test_backup import MIGRATION_0007
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
@@ -73,13 +73,7 @@ def lb_status(nodes, path: str = "/health/ready") -> str:
 def test_every_host_boots_clean(nodes):
     """Each host, whatever its tier, reports `running` with no failed unit (the ops host's Prometheus
     brings in no collectors that fail without IPMI or NVMe hardware)."""
-    states = {
-        name: (
-            node.run("timeout 120 systemctl is-system-running --wait").stdout.strip(),
-            node.check_output("systemctl --failed --no-legend --plain"),
-        )
-        for name, node in nodes.items()
-    }
+    states = {name: failed_units(node, timeout=120) for name, node in nodes.items()}
     assert states == dict.fromkeys(nodes, ("running", ""))
 
 

@@ -140,6 +140,25 @@ def stop_postgresql(host) -> None:
     host.check_output("timeout 60 sh -c 'while pg_isready -q -h 127.0.0.1; do sleep 0.2; done'")
 
 
+def wait_ready(host, timeout: int = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health/ready").stdout
+        if status == "200":
+            return
+        time.sleep(2)
+    raise AssertionError("the service did not report ready")
+
+
+def failed_units(host, timeout: int = 240) -> tuple[str, str]:
+    """systemd's state once the boot has ended (waiting first for its bus), and its failed units."""
+    state = host.run(
+        f"timeout {timeout} sh -c 'while :; do state=$(systemctl is-system-running --wait 2>/dev/null);"
+        ' case "$state" in running|degraded|maintenance|stopping) break;; esac; sleep 1; done; echo $state\''
+    ).stdout.strip()
+    return state, host.check_output("systemctl --failed --no-legend --plain")
+
+
 def too_many_clients(database) -> int:
     """Lines of PostgreSQL's log (Debian's cluster log) that refused a connection for want of slots."""
     return int(database.run("cat /var/log/postgresql/*.log | grep -c 'too many clients' || true").stdout.strip() or 0)

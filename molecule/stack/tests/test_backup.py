@@ -10,7 +10,7 @@ import shlex
 import time
 
 import pytest
-from conftest import PROJECT, TARGETS, Writer, stop_postgresql
+from conftest import PROJECT, TARGETS, Writer, stop_postgresql, wait_ready
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
 BACKUP_DIR = "/backup/procurement"
@@ -59,16 +59,6 @@ def metric(host, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in the textfile")
-
-
-def wait_ready(host, timeout: int = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health/ready").stdout
-        if status == "200":
-            return
-        time.sleep(2)
-    raise AssertionError("the service did not report ready")
 
 
 def run_playbook(host, playbook: str, *extra: str):

@@ -9,7 +9,17 @@ import time
 import warnings
 
 import pytest
-from conftest import SERVER_NAME, TARGETS, Api, concurrent_writes, purchasing_flow, stop_postgresql, too_many_clients
+from conftest import (
+    SERVER_NAME,
+    TARGETS,
+    Api,
+    concurrent_writes,
+    failed_units,
+    purchasing_flow,
+    stop_postgresql,
+    too_many_clients,
+    wait_ready,
+)
 
 SERVICES = ["postgresql", "redis-server", "nginx", "procurement.service"]
 
@@ -42,15 +52,6 @@ def test_services_are_enabled_and_running(host, unit):
     service = host.service(unit)
     assert service.is_enabled
     assert service.is_running
-
-
-def failed_units(host) -> tuple[str, str]:
-    """systemd's state once the boot has ended (waiting first for its bus), and its failed units."""
-    state = host.run(
-        "timeout 240 sh -c 'while :; do state=$(systemctl is-system-running --wait 2>/dev/null);"
-        ' case "$state" in running|degraded|maintenance|stopping) break;; esac; sleep 1; done; echo $state\''
-    ).stdout.strip()
-    return state, host.check_output("systemctl --failed --no-legend --plain")
 
 
 def test_the_host_boots_clean_and_serves_again_after_a_restart(host):
@@ -188,9 +189,7 @@ def test_manual_stop_keeps_the_app_stopped_until_the_manual_start(host):
         assert ":8000 " not in host.check_output("ss -Hltn")
     finally:
         host.check_output("systemctl start procurement.service")
-    host.check_output(
-        "timeout 90 sh -c 'until curl -sf -o /dev/null http://127.0.0.1:8000/health/ready; do sleep 1; done'"
-    )
+    wait_ready(host)
 
 
 def test_a_restart_refuses_no_connection_and_writes_its_lines_to_the_app_log(host):
