@@ -1,7 +1,7 @@
 """Render every role for platforms that cannot boot on the build machine.
 
 Molecule proves the roles on Debian 12 and 13. Ubuntu and EL hosts cannot be
-started there, so their code paths are exercised from recorded facts: each
+started there, so their code paths are exercised from synthetic (hand-written) facts: each
 role's OS variables are resolved the way tasks/variables.yml resolves them,
 and every template is rendered by Ansible itself with undefined variables
 treated as errors. Roles and templates are discovered, so new ones are
@@ -348,3 +348,95 @@ def test_hardening_uses_dnf_automatic_on_el(platform):
     # EL 8 passes crypto-policy algorithms on sshd's command line; the role opts out there only.
     optout = (yaml.safe_load(release.read_text()) or {}).get("__hardening_ssh_crypto_policy_optout", False)
     assert optout == (facts["ansible_distribution_major_version"] == "8")
+
+
+# EL 8's python3 is 3.6; the shim must run the manual's line there in the release's own interpreter.
+OLD_PYTHONS = sorted(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")).glob("versions/3.6.*/bin/python3.6"))
+MANUAL_VALIDATE = "from config_manager import ConfigManager; print(ConfigManager().validate())"
+RELEASE_MODULE = """\
+import sys
+
+
+class ConfigManager:
+    def validate(self):
+        return ["checked by Python %d.%d" % sys.version_info[:2]]
+"""
+
+
+def test_the_manuals_config_line_runs_under_el8s_python_in_the_release_interpreter(rendered, tmp_path):
+    texts = rendered["texts"]["render-rhel8"].get("app/templates/shim.py.j2", [])
+    shim = next((text for text in texts if "from procurement.config_manager import" in text), None)
+    assert shim, "app/templates/shim.py.j2 did not render config_manager.py for rhel8"
+    assert OLD_PYTHONS, "CPython 3.6 (EL 8's python3) is not installed under pyenv"
+    release = tmp_path / "releases" / "1.0"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(release / "venv")], check=True)
+    (site_packages,) = (release / "venv" / "lib").glob("python3.*/site-packages")
+    (site_packages / "procurement").mkdir()
+    (site_packages / "procurement" / "__init__.py").write_text("")
+    (site_packages / "procurement" / "config_manager.py").write_text(RELEASE_MODULE)
+    (tmp_path / "current").symlink_to(release)
+    (tmp_path / "config_manager.py").write_text(shim)
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PROCUREMENT_", "VIRTUAL_ENV"))
+    }
+
+    def manual_line():
+        return subprocess.run(
+            [str(OLD_PYTHONS[-1]), "-c", MANUAL_VALIDATE], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    ran = manual_line()
+    release_python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert (ran.returncode, ran.stdout) == (0, f"['checked by Python {release_python}']\n"), ran.stderr
+    # Without the release's interpreter the line says what is missing instead of looping.
+    (release / "venv" / "bin" / "python").unlink()
+    ran = manual_line()
+    assert ran.returncode != 0
+    assert "is not installed for Python 3.6" in ran.stderr, ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("platform", "python", "version"),
+    [
+        ("debian12", "/usr/bin/python3", "3.11"),
+        ("debian13", "/usr/bin/python3", "3.13"),
+        ("ubuntu2004", "/usr/bin/python3.9", "3.9"),
+        ("ubuntu2204", "/usr/bin/python3", "3.10"),
+        ("ubuntu2404", "/usr/bin/python3", "3.12"),
+        ("rhel8", "/usr/bin/python3.11", "3.11"),
+        ("rocky9", "/usr/bin/python3", "3.9"),
+    ],
+)
+def test_releases_are_built_from_a_python_the_app_supports(platform, python, version):
+    """Each platform's release interpreter, from its own archive: python3 where it is 3.9 or newer."""
+    app = ROLES_DIR / "app"
+    facts = FACTS[platform]
+    assert facts["ansible_python"]["version"]["major"] == 3
+    platform_python = "{major}.{minor}".format(**facts["ansible_python"]["version"])
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    (candidates,) = include_vars_candidates(app)
+    names = [environment.from_string(name).render(facts) for name in candidates]
+    chosen = next(app / "vars" / name for name in names if (app / "vars" / name).is_file())
+    variables = yaml.safe_load(chosen.read_text())
+    assert variables["__app_python"] == python, chosen.name
+    if python == "/usr/bin/python3":
+        assert platform_python == version, f"{platform}'s python3 is {platform_python}"
+    else:
+        assert any(package.startswith(f"python{version}") for package in variables["__app_packages"])
+    requires = re.search(r'requires-python = ">=(\d+)\.(\d+)', (REPO / "app" / "pyproject.toml").read_text())
+    assert tuple(map(int, version.split("."))) >= tuple(map(int, requires.groups()))
+
+
+def test_el8_installs_nginx_from_a_stream_the_manual_accepts():
+    """The manual asks for nginx 1.18 or later; EL 8's default stream is 1.14."""
+    nginx = ROLES_DIR / "nginx"
+    stream = yaml.safe_load((nginx / "defaults" / "main.yml").read_text())["nginx_el8_module_stream"]
+    spec = yaml.safe_load((nginx / "meta" / "argument_specs.yml").read_text())
+    choices = spec["argument_specs"]["main"]["options"]["nginx_el8_module_stream"]["choices"]
+    assert stream in choices
+    assert all(tuple(map(int, choice.split("."))) >= (1, 20) for choice in choices)
+    tasks = task_list(yaml.safe_load((nginx / "tasks" / "install.yml").read_text()))
+    enable, install = tasks[0], tasks[1]
+    assert enable["ansible.builtin.dnf"]["name"] == "@nginx:{{ nginx_el8_module_stream }}/common"
+    assert "ansible_distribution_major_version == '8'" in enable["when"]
+    assert install["ansible.builtin.package"]["name"] == "{{ __nginx_packages }}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import uuid
 
 import pytest
 from conftest import converge
@@ -148,7 +149,13 @@ def test_logrotate_rotates_app_log_in_place(host):
 
 
 def test_time_sync_is_enabled_and_runs_outside_containers(host):
-    unit = "systemd-timesyncd"
+    # base-debian13 runs EL's daemon, chrony (molecule.yml); on Debian it replaces systemd-timesyncd.
+    unit, other = (
+        ("chrony", "systemd-timesyncd")
+        if host.backend.get_hostname().endswith("13")
+        else ("systemd-timesyncd", "chrony")
+    )
+    assert host.package(unit).is_installed and not host.package(other).is_installed
     assert host.service(unit).is_enabled
     container = host.run("systemd-detect-virt --container").rc == 0
     if container:
@@ -177,3 +184,17 @@ def test_app_user_can_build_a_virtualenv(host):
 
 def test_timezone_is_the_configured_one(host):
     assert host.file("/etc/localtime").linked_to.endswith("/zoneinfo/Europe/Berlin")
+
+
+def test_the_manuals_system_log_receives_what_the_journal_receives(host):
+    """The manual's troubleshooting reads /var/log/syslog: a line sent to the journal lands there."""
+    assert host.service("rsyslog").is_enabled and host.service("rsyslog").is_running
+    marker = f"procurement-syslog-probe-{uuid.uuid4().hex}"
+    host.check_output(f"logger -t procurement-test {marker}")
+    host.check_output(f"systemd-cat -t procurement-test echo journal-{marker}")
+    seen = host.run(
+        f"for _ in $(seq 1 30); do [ $(grep -c -e {marker} /var/log/syslog) -ge 2 ] && break; sleep 1; done;"
+        f" grep -c -e {marker} /var/log/syslog"
+    )
+    assert seen.stdout.strip() == "2", host.run("tail -n 20 /var/log/syslog").stdout
+    assert host.file("/var/log/syslog").mode & 0o007 == 0

@@ -297,12 +297,45 @@ def test_restore_drill_passes_and_detects_a_corrupted_archive(host, seeded):
     assert host.run("systemctl start procurement-restore-drill.service").rc == 0
 
 
-def test_app_backup_archives_the_application_folder_for_the_manuals_restore(host):
+# The application folder as files, owners, modes and link targets (Ansible's own working files aside).
+APP_TREE = (
+    r"cd /opt/procurement && find . -path ./.ansible -prune -o -printf '%p %u %g %m %l\n' | LC_ALL=C sort | sha256sum"
+)
+# The manual's application restore. Its `pip3 install -r requirements.txt` runs the current release's pip:
+# the system pip refuses (PEP 668), and the dependencies live in each release's virtualenv.
+MANUAL_APP_RESTORE = (
+    "tar -xzf /backup/procurement_app_backup.tar.gz -C /opt/procurement",
+    "cd /opt/procurement && current/venv/bin/pip3 install -r requirements.txt",
+    "sudo systemctl restart procurement.service",
+)
+MANUAL_VALIDATE = "from config_manager import ConfigManager; print(ConfigManager().validate())"
+
+
+def test_manual_application_restore_brings_back_a_lost_application_folder(host):
+    """The daily application archive, then the manual's restore after the folder is lost: every file comes back
+    with its owner and mode, the pip line puts a lost dependency back offline, and the service starts and serves."""
     assert host.run("systemctl start procurement-app-backup.service").rc == 0
-    name = f"/backup/procurement_app_{dt.datetime.now().strftime('%Y%m%d')}.tar.gz"
-    listing = host.check_output(f"tar -tzf {name}").split()
-    # Relative paths: `tar -xzf ... -C /opt/procurement` puts them back in place.
-    assert "./.env" in listing and "./current" in listing
+    today = f"procurement_app_{dt.datetime.now().strftime('%Y%m%d')}.tar.gz"
+    # Relative paths, so that `tar -xzf ... -C /opt/procurement` puts them back in place.
+    assert {"./.env", "./current"} <= set(host.check_output(f"tar -tzf /backup/{today}").split())
+    assert host.file("/backup/procurement_app_backup.tar.gz").linked_to == f"/backup/{today}"
+    tree = host.check_output(APP_TREE)
+    release = host.check_output("readlink /opt/procurement/current")
+
+    host.check_output("find /opt/procurement -mindepth 1 -maxdepth 1 ! -name .ansible -exec rm -rf {} +")
+    extract, reinstall, restart = MANUAL_APP_RESTORE
+    host.check_output(extract)
+    assert host.check_output(APP_TREE) == tree
+    # A dependency lost after the restore: the pip line installs it again from the release's wheels.
+    host.check_output("/opt/procurement/current/venv/bin/pip uninstall -y itsdangerous")
+    pip = host.run(reinstall)
+    assert pip.rc == 0, pip.stdout + pip.stderr
+    assert "Successfully installed itsdangerous" in pip.stdout, pip.stdout
+    host.check_output(restart)
+    wait_ready(host)
+    assert host.check_output("readlink /opt/procurement/current") == release
+    checked = host.run(f"cd /opt/procurement && python3 -c {shlex.quote(MANUAL_VALIDATE)}")
+    assert checked.rc == 0 and checked.stdout.strip() == "[]", checked.stdout + checked.stderr
 
 
 MIGRATION_0007 = '''"""Notes on suppliers (an additive change, for upgrade tests).

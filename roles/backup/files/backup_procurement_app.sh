@@ -3,8 +3,9 @@
 #
 # The operations manual's application backup (备份恢复 / 应用备份): the whole
 # application folder in /backup/procurement_app_<YYYYmmdd>.tar.gz. Paths in
-# the archive are relative to the folder, so the manual's restore
-#   tar -xzf /backup/procurement_app_<date>.tar.gz -C /opt/procurement
+# the archive are relative to the folder, and procurement_app_backup.tar.gz
+# points at the newest archive, so the manual's restore
+#   tar -xzf /backup/procurement_app_backup.tar.gz -C /opt/procurement
 # puts every file back where it was. Written under a temporary name, checked,
 # then renamed; archives older than the retention go only after a success.
 # Installed by the backup role; settings from /etc/procurement/backup.conf.
@@ -27,12 +28,14 @@ APP_HOME=${APP_HOME:-/opt/procurement}
 APP_BACKUP_DIR=${APP_BACKUP_DIR:-/backup}
 RETENTION_DAYS=${RETENTION_DAYS:-7}
 NAME=procurement_app_$(date +%Y%m%d).tar.gz
+LATEST=procurement_app_backup.tar.gz
 PARTIAL=$APP_BACKUP_DIR/.$NAME.partial
+PARTIAL_LINK=$APP_BACKUP_DIR/.$LATEST.partial
 STEP="start"
 
 on_exit() {
     local rc=$?
-    rm -f -- "$PARTIAL"
+    rm -f -- "$PARTIAL" "$PARTIAL_LINK"
     if ((rc != 0)); then
         echo "app backup FAILED while trying to $STEP (exit $rc): no new archive was kept and no older one was deleted" >&2
     fi
@@ -62,6 +65,10 @@ STEP="rename the archive into place"
 chmod 0640 -- "$PARTIAL"
 mv -f -- "$PARTIAL" "$APP_BACKUP_DIR/$NAME"
 echo "app backup: wrote $APP_BACKUP_DIR/$NAME ($(stat -c %s -- "$APP_BACKUP_DIR/$NAME") bytes)"
+
+STEP="point $LATEST at the new archive"
+ln -sfn -- "$NAME" "$PARTIAL_LINK"
+mv -fT -- "$PARTIAL_LINK" "$APP_BACKUP_DIR/$LATEST"
 
 STEP="apply the retention of $RETENTION_DAYS days"
 find "$APP_BACKUP_DIR" -maxdepth 1 -type f -name 'procurement_app_*.tar.gz' \
