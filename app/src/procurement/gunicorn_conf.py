@@ -57,6 +57,13 @@ loglevel = (
     _cfg.log_level.lower() if _cfg.log_level in ("DEBUG", "INFO", "WARNING", "ERROR") else "info"
 )
 forwarded_allow_ips = "127.0.0.1,::1"
+# gunicorn 25.1 and later serve `gunicornc` on a control socket, by default
+# under $HOME/.gunicorn, which the service's sandbox keeps read-only: the
+# unit's runtime directory (RuntimeDirectory=, removed at each stop) holds it
+# instead. Older gunicorn releases ignore the setting.
+_runtime_dir = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+if _runtime_dir:
+    control_socket = os.path.join(_runtime_dir, "gunicorn.ctl")
 proc_name = "procurement"
 
 

@@ -219,6 +219,18 @@ def test_a_restart_refuses_no_connection_and_writes_its_lines_to_the_app_log(hos
     assert any(" ready on 127.0.0.1:8000" in m for m in messages), messages
 
 
+def test_starts_log_no_error_and_gunicornc_reaches_the_running_service(host):
+    """gunicorn's control socket lives in the unit's runtime directory: no start logs an error for it (its
+    default, under the read-only home, failed at every start), and an operator's gunicornc sees the workers."""
+    journal = host.check_output("journalctl -u procurement.service -b --no-pager -o cat")
+    assert "Control server error" not in journal
+    socket = "/run/procurement/control/gunicorn.ctl"
+    assert host.file(socket).is_socket and host.file(socket).user == "procurement"
+    shown = host.run(f"/opt/procurement/current/venv/bin/gunicornc -s {socket} -c 'show workers' -j")
+    assert shown.rc == 0, shown.stderr
+    assert json.loads(shown.stdout)["count"] == 9, shown.stdout
+
+
 @pytest.fixture(scope="module")
 def database_outage(host, people):
     """PostgreSQL stopped under the running app, a write sent through Nginx, then started again.
