@@ -10,6 +10,7 @@ import shlex
 import time
 
 import pytest
+from alerting import https_status
 from conftest import PROJECT, TARGETS, Writer, stop_postgresql, wait_ready
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
@@ -140,10 +141,27 @@ def test_backup_unit_then_wipe_and_restore_playbook_brings_every_row_back(host, 
     refused = deploy(str(PROJECT / "playbooks/restore.yml"), "--limit", host.backend.get_hostname())
     assert refused.returncode != 0
     assert "restore_confirm=yes" in " ".join((refused.stdout + refused.stderr).split())
+    # An archive is named from the backup folder: a path elsewhere is refused before anything reads it.
+    outside = deploy(
+        str(PROJECT / "playbooks/restore.yml"),
+        "--limit",
+        host.backend.get_hostname(),
+        "-e",
+        "restore_confirm=yes restore_archive=../../etc/passwd",
+    )
+    assert outside.returncode != 0
+    said = " ".join((outside.stdout + outside.stderr).split())
+    assert f"is not the name of a backup in {BACKUP_DIR}" in said and "../../etc/passwd" in said, said[-2000:]
+    assert latest in said
 
     result = run_playbook(host, "restore.yml", "-e", "restore_confirm=yes")
+    # The play ends once the site answers through nginx, not only the app on its own port.
+    assert https_status(host, "/health/ready") == 200
     assert f"Restored {latest} at schema" in result.stdout
     assert fingerprints(host) == before
+    # The database created anew keeps the postgresql role's privileges: PUBLIC may not connect.
+    assert psql(host, "SELECT has_database_privilege('pg_read_server_files', 'procurement_db', 'CONNECT')") == "f"
+    assert psql(host, "SELECT has_database_privilege('pg_read_server_files', 'procurement_db', 'TEMPORARY')") == "f"
     wait_ready(host)
 
 

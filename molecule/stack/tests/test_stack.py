@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
 import warnings
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import (
+    PROJECT,
     SERVER_NAME,
     TARGETS,
     Api,
@@ -154,6 +158,44 @@ def test_manual_config_validate_line_works_in_the_app_directory(host):
     )
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_tier_group_typo_stops_site_yml_before_this_host_changes(host):
+    """With `web` misspelt `wbe`, site.yml once closed 80 and 443 (the firewall removes the rules it no longer
+    lists) and ended with rc 0: its first play stops the run, the firewall keeps its rules and the site answers."""
+    source = Path(os.environ["MOLECULE_INVENTORY_FILE"])
+    inventory = yaml.safe_load(source.read_text())
+    inventory["wbe"] = inventory.pop("web")
+    rules = host.check_output("ufw status numbered")
+    typo = source.with_name("typo_inventory.yml")  # beside the original, so its group_vars apply
+    typo.write_text(yaml.safe_dump(inventory))
+    try:
+        result = subprocess.run(
+            [
+                "ansible-playbook",
+                "-i",
+                str(typo),
+                str(PROJECT / "playbooks/site.yml"),
+                "--limit",
+                host.backend.get_hostname(),
+            ],
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        typo.unlink()
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, said[-3000:]
+    assert "group web: no hosts, but the inventory has wbe: rename it to web" in said, said[-3000:]
+    assert "Gathering Facts" not in said
+    assert host.check_output("ufw status numbered") == rules
+    answered = host.run(
+        f"curl -sk --resolve {SERVER_NAME}:443:127.0.0.1 -o /dev/null -w '%{{http_code}}' https://{SERVER_NAME}/health/ready"
+    )
+    assert answered.stdout == "200"
 
 
 def test_manual_port_check_finds_port_8000(host):

@@ -15,7 +15,9 @@ firewall rule, upstream, scrape target and connection string with it.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from pathlib import Path
 
 import yaml
@@ -364,6 +366,49 @@ def procurement_topology(groups, hostvars, host, roles_dir, settings=None):
     return Topology(groups, hostvars, host, roles_dir, settings or {}).decide()
 
 
+# A batch (serial) size: a count of hosts of 1 or more, or a percentage from 1% to 100%.
+BATCH = re.compile(r"^(?:[1-9][0-9]*|(?:[1-9][0-9]?|100)%)$")
+
+
+def procurement_preflight(groups: dict, settings: dict) -> list[str]:
+    """What would make a run do harm or nothing, found before any host is touched: one line each.
+
+    ``settings``: ``required`` (the tier groups the playbook needs hosts in),
+    ``sources`` (ansible_inventory_sources), ``ignored_groups`` (groups that
+    resemble a tier on purpose) and ``batches`` (batch-size variable: value).
+    A group that resembles a tier whose group is empty is taken for a typo:
+    with ``wbe`` instead of ``web``, the firewall would close 80 and 443.
+    """
+    if not groups.get("all"):
+        sources = ", ".join(str(source) for source in settings.get("sources") or []) or "none"
+        return [f"inventory: no hosts in {sources}; give -i the path of an inventory with hosts in its tier groups"]
+    problems = []
+    known = set(TIERS) | {"all", "ungrouped"} | set(settings.get("ignored_groups") or [])
+    lookalikes: dict[str, list[str]] = {}
+    for name in sorted(groups):
+        if name not in known:
+            for tier in difflib.get_close_matches(name, TIERS, n=1, cutoff=0.6):
+                if not groups.get(tier):
+                    lookalikes.setdefault(tier, []).append(name)
+    for tier in TIERS:
+        required = tier in (settings.get("required") or [])
+        if groups.get(tier) or not (required or tier in lookalikes):
+            continue
+        line = f"group {tier}: no hosts"
+        if tier in lookalikes:
+            names = " and ".join(lookalikes[tier])
+            line += f", but the inventory has {names}: rename it to {tier}, or list it in preflight_ignored_groups"
+        else:
+            line += f"; this playbook needs the {tier} tier: put its hosts in the group {tier}"
+        problems.append(line)
+    for variable, value in (settings.get("batches") or {}).items():
+        if value is not None and not BATCH.match(str(value).strip()):
+            problems.append(
+                f"{variable}: {value!r} is not a batch size; give a number of hosts of 1 or more, or 1% to 100%"
+            )
+    return problems
+
+
 class FilterModule:
     def filters(self):
-        return {"procurement_topology": procurement_topology}
+        return {"procurement_topology": procurement_topology, "procurement_preflight": procurement_preflight}
