@@ -129,3 +129,32 @@ def test_the_projects_inventories_pass_every_playbooks_preflight(inventory):
         assert play["ansible.builtin.import_playbook"] == "plays/preflight.yml", playbook
         required = play["vars"]["preflight_required"]
         assert topology.procurement_preflight(groups, {"required": required}) == [], (playbook, groups)
+
+
+def test_a_version_with_no_artifact_is_refused_before_anything_is_built():
+    dist = sorted(path.name for path in (ROOT / "app/dist").glob("procurement-*.tar.gz"))
+    rc, output = run(ROOT / "inventory/sandbox", "deploy.yml", "-e", "app_version=9.9.9")
+    assert rc != 0 and stopped_before_any_host(output), output[-2000:]
+    source = yaml.safe_load(
+        "version: "
+        + next(
+            line.split("=", 1)[1].strip()
+            for line in (ROOT / "app/pyproject.toml").read_text().splitlines()
+            if line.startswith("version")
+        )
+    )["version"]
+    assert (
+        f"app_version: 9.9.9 has no artifact in {ROOT / 'app/dist'} and is not the source tree's version ({source})"
+        in output
+    ), output[-2000:]
+    # Nothing was built or removed.
+    assert sorted(path.name for path in (ROOT / "app/dist").glob("procurement-*.tar.gz")) == dist
+
+
+def test_a_version_that_is_built_or_buildable_passes():
+    groups = {"all": ["a"], "app": ["a"]}
+    release = {"source": "1.0.3", "artifacts": ["procurement-1.2.0-py311.tar.gz"], "dir": "/srv/artifacts"}
+    for version in ("", "1.0.3", "1.2.0"):
+        assert topology.procurement_preflight(groups, {"release": {**release, "version": version}}) == []
+    (problem,) = topology.procurement_preflight(groups, {"release": {**release, "version": "1.3.0"}})
+    assert "artifacts there: 1.2.0." in problem

@@ -368,6 +368,8 @@ def procurement_topology(groups, hostvars, host, roles_dir, settings=None):
 
 # A batch (serial) size: a count of hosts of 1 or more, or a percentage from 1% to 100%.
 BATCH = re.compile(r"^(?:[1-9][0-9]*|(?:[1-9][0-9]?|100)%)$")
+# A release artifact: procurement-<version>-py<XY>.tar.gz.
+ARTIFACT = re.compile(r"^procurement-(.+)-py[0-9]+[.]tar[.]gz$")
 
 
 def procurement_preflight(groups: dict, settings: dict) -> list[str]:
@@ -375,7 +377,10 @@ def procurement_preflight(groups: dict, settings: dict) -> list[str]:
 
     ``settings``: ``required`` (the tier groups the playbook needs hosts in),
     ``sources`` (ansible_inventory_sources), ``ignored_groups`` (groups that
-    resemble a tier on purpose) and ``batches`` (batch-size variable: value).
+    resemble a tier on purpose), ``batches`` (batch-size variable: value) and
+    ``release`` (``version`` asked for, the ``source`` tree's version, the
+    ``artifacts`` file names in the artifact ``dir``): a version that is
+    neither built nor buildable is refused before anything is built.
     A group that resembles a tier whose group is empty is taken for a typo:
     with ``wbe`` instead of ``web``, the firewall would close 80 and 443.
     """
@@ -401,6 +406,19 @@ def procurement_preflight(groups: dict, settings: dict) -> list[str]:
         else:
             line += f"; this playbook needs the {tier} tier: put its hosts in the group {tier}"
         problems.append(line)
+    release = settings.get("release") or {}
+    wanted = str(release.get("version") or "")
+    if wanted and wanted != release.get("source"):
+        built = sorted(
+            {m[1] for name in release.get("artifacts") or [] if (m := ARTIFACT.match(name))},
+            key=lambda v: [int(p) if p.isdigit() else p for p in re.split(r"[.]", v)],
+        )
+        if wanted not in built:
+            problems.append(
+                f"app_version: {wanted} has no artifact in {release.get('dir')} and is not the source tree's version"
+                f" ({release.get('source') or 'unknown'}); artifacts there: {', '.join(built) or 'none'}. Build that"
+                " version's artifact from its own source, or set app_artifact_dir to the folder that holds it"
+            )
     for variable, value in (settings.get("batches") or {}).items():
         if value is not None and not BATCH.match(str(value).strip()):
             problems.append(
