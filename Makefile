@@ -92,8 +92,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	python scripts/check_role_specs.py
 	python scripts/role_docs.py --check
 	python scripts/check_doc_paths.py
-	ruff check molecule scripts tests
-	ruff format --check molecule scripts tests
+	ruff check molecule scripts tests plugins roles playbooks
+	ruff format --check molecule scripts tests plugins roles playbooks
 	$(MAKE) -C app lint
 
 .PHONY: test-app

@@ -131,6 +131,42 @@ def test_the_projects_inventories_pass_every_playbooks_preflight(inventory):
         assert topology.procurement_preflight(groups, {"required": required}) == [], (playbook, groups)
 
 
+@pytest.mark.parametrize("inventory", ["sandbox", "sandbox-cluster", "production.example"])
+def test_the_preflight_play_passes_on_the_projects_inventories(inventory):
+    """The real play, every role's argument check included: no false alarm, and the run goes on (rc 0)."""
+    rc, output = run(ROOT / "inventory" / inventory, "plays/preflight.yml")
+    assert rc == 0, output[-3000:]
+    assert "Check every role's arguments as each host sets them" in output
+
+
+def test_bad_role_arguments_are_named_before_any_host_is_touched():
+    rc, output = run(
+        ROOT / "inventory/sandbox",
+        "site.yml",
+        "-e",
+        "postgresql_port=abc",
+        "-e",
+        "app_workers=lots",
+        "-e",
+        '{"firewall_rules": [{"port": 80}, {"comment": "no port"}], "redis_enabled": "sometimes", "app_log_level": "LOUD"}',
+    )
+    assert rc != 0 and stopped_before_any_host(output), output[-3000:]
+    # Ansible prints the message twice (the task's result and the error summary).
+    problems = sorted({line.split(" Correct it")[0] for line in output.split(" - ") if "(role " in line})
+    expected = {
+        "postgresql_port:": "(role postgresql, on sandbox-aio)",
+        "app_workers:": "(role app, on sandbox-aio)",
+        "firewall_rules: missing required arguments: port found in firewall_rules": "(role firewall, on sandbox-aio)",
+        "redis_enabled:": "(role redis, on sandbox-aio)",
+        "app_log_level:": "(role app, on sandbox-aio)",
+    }
+    for start, where in expected.items():
+        assert any(line.startswith(start) and where in line for line in problems), (start, output[-3000:])
+    assert len(problems) == len(expected), problems
+    # One line each, not the specification dumped after it.
+    assert "argument_spec_data" not in output and "Validation of arguments failed" not in output
+
+
 def test_a_version_with_no_artifact_is_refused_before_anything_is_built():
     dist = sorted(path.name for path in (ROOT / "app/dist").glob("procurement-*.tar.gz"))
     rc, output = run(ROOT / "inventory/sandbox", "deploy.yml", "-e", "app_version=9.9.9")

@@ -427,6 +427,22 @@ def procurement_preflight(groups: dict, settings: dict) -> list[str]:
     return problems
 
 
+def procurement_argument_lines(problems: list[dict]) -> list[str]:
+    """One line per bad role argument (from the procurement_arguments action), with the hosts it is bad on."""
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for problem in problems:
+        found.setdefault((problem["variable"], problem["role"], problem["error"]), []).append(problem["host"])
+    return [
+        f"{variable}: {error} (role {role}, on {', '.join(on)}). Correct it where it is set, in the inventory"
+        f" or an -e of this run; roles/{role}/README.md lists the role's arguments"
+        for (variable, role, error), on in found.items()
+    ]
+
+
 class FilterModule:
     def filters(self):
-        return {"procurement_topology": procurement_topology, "procurement_preflight": procurement_preflight}
+        return {
+            "procurement_topology": procurement_topology,
+            "procurement_preflight": procurement_preflight,
+            "procurement_argument_lines": procurement_argument_lines,
+        }
