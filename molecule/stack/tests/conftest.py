@@ -387,11 +387,14 @@ class Writer(_Traffic):
 #   deploys on Debian 12.
 # - Debian 12: alerts made to fire (test_monitoring.py), which wait out
 #   Prometheus's and Alertmanager's windows.
+# - Point-in-time restores: to a time on Debian 13 (PostgreSQL 17), to the
+#   latest WAL on Debian 12 (PostgreSQL 15).
 ONE_HOST_TESTS = {
     "stack-debian13": re.compile(
         r"test_rotation_|test_converge_output_never_shows_a_secret|test_zero_downtime_deploys\.py::"
+        r"|test_pitr\.py::test_point_in_time_restore"
     ),
-    "stack-debian12": re.compile(r"test_monitoring\.py::"),
+    "stack-debian12": re.compile(r"test_monitoring\.py::|test_pitr\.py::test_restore_to_the_latest_wal"),
 }
 HOST_ID = re.compile(r"\[(?:[a-z]+://)?(stack-debian\d+)")
 

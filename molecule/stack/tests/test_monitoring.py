@@ -266,3 +266,39 @@ def test_stale_backup_marker_fires_backup_too_old(host, prometheus, receiver):
             host.run(f"cat > {path}.tmp <<'EOF'\n{saved.stdout}EOF\nmv {path}.tmp {path}")
         else:
             host.run(f"rm -f {path}")
+
+
+def test_broken_wal_archiving_fires_wal_archiving_failing_then_resolves(host, prometheus, receiver):
+    """With pgBackRest's archive unwritable, archive-push fails: postgres_exporter's pg_archiver
+    reports it, WalArchivingFailing reaches the webhook; writable again, the segment goes through."""
+    archive = "/var/lib/pgbackrest/archive"
+    mode = host.check_output(f"stat -c %a {archive}")
+    since = receiver.now()
+    host.check_output(f"chmod 0000 {archive}")
+    try:
+        # WAL written and the segment closed: the archiver tries at once, and fails.
+        host.check_output(
+            "runuser -u postgres -- psql -X -qAt -c \"SELECT pg_logical_emit_message(false, 'test', 'wal')\""
+            " -c 'SELECT pg_switch_wal()'"
+        )
+        wait_for(
+            lambda: prometheus.query('pg_archiver_failing{job="postgresql"} == 1'),
+            timeout=120,
+            what="pg_archiver_failing in Prometheus",
+        )
+        fired = wait_for(
+            lambda: receiver.alerts("WalArchivingFailing", "firing", since),
+            timeout=ALERT_DEADLINE,
+            what="WalArchivingFailing at the webhook",
+        )
+        assert fired[0]["labels"]["severity"] == "critical"
+        assert fired[0]["labels"]["job"] == "postgresql"
+    finally:
+        host.run(f"chmod {mode} {archive}")
+    # pgbackrest check switches and waits for the segment: archiving works again.
+    host.check_output("runuser -u postgres -- pgbackrest --stanza=procurement check")
+    wait_for(
+        lambda: receiver.alerts("WalArchivingFailing", "resolved", since),
+        timeout=ALERT_DEADLINE * 2,
+        what="WalArchivingFailing resolved",
+    )

@@ -173,6 +173,7 @@ class Topology:
                 me if me in db and not self.backup_from_replica else backup_source, pool=False
             ),
             "cache_url": self._cache_url(cache),
+            "pgbackrest": _pgbackrest(primary, backup),
             "listen": {
                 "app": "0.0.0.0" if peers["web"] or peers["monitoring"] else "127.0.0.1",
                 "postgresql": ["localhost"] + ([self.address(me)] if peers["db"] else []),
@@ -338,6 +339,18 @@ class Topology:
             if configs:
                 jobs.append({"job_name": job_name, "static_configs": configs})
         return jobs
+
+
+def _pgbackrest(primary, backup):
+    """Where pgBackRest's repository is: on the primary when it is also a backup host (local), on
+    backup hosts apart from it (remote, not built yet), or nowhere (off: no backup host or no database)."""
+    if not primary or not backup:
+        mode = "off"
+    elif primary in backup:
+        mode = "local"
+    else:
+        mode = "remote"
+    return {"mode": mode, "primary": primary, "repo_hosts": backup}
 
 
 def _node_sum(nodes):
