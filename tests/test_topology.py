@@ -145,6 +145,20 @@ def test_backups_from_a_replica_read_it_and_restores_still_write_the_primary():
     }
 
 
+def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup_host():
+    aio = {tier: ["h1"] for tier in ("web", "app", "db", "cache", "monitoring", "backup")}
+    assert decide("h1", aio, {"h1": "10.2.0.1"})["pgbackrest"] == {
+        "mode": "local",
+        "primary": "h1",
+        "repo_hosts": ["h1"],
+    }
+    # Backups on their own host: a remote repository, which the role does not build yet.
+    assert decide("d", CLUSTER, ADDRESSES)["pgbackrest"]["mode"] == "remote"
+    # No backup host, or no database: nothing to archive to or from.
+    assert decide("d", {**CLUSTER, "backup": []}, ADDRESSES)["pgbackrest"]["mode"] == "off"
+    assert decide("h1", {**aio, "db": []}, {"h1": "10.2.0.1"})["pgbackrest"]["mode"] == "off"
+
+
 # The capacity model -------------------------------------------------------
 
 
