@@ -92,7 +92,7 @@ def test_point_in_time_restore_keeps_what_came_before_and_drops_what_came_after(
         "-e",
         "restore_method=pitr",
         "-e",
-        f"restore_target_time={target}",
+        json.dumps({"restore_target_time": target}),  # a time has a space: JSON, not key=value
     )
     assert supplier_names(host, "pitr-") >= {f"pitr-before-{stamp}"}
     assert f"pitr-after-{stamp}" not in supplier_names(host, "pitr-")
@@ -120,7 +120,7 @@ def test_a_bad_point_in_time_request_is_refused_before_anything_stops(host):
     since = host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value procurement.service")
     for extra, said in (
         (["-e", "restore_target_time=not-a-time"], "'not-a-time' is not a time PostgreSQL reads"),
-        (["-e", "restore_target_time=2001-01-01 00:00:00+00"], "is before the oldest backup"),
+        (["-e", json.dumps({"restore_target_time": "2001-01-01 00:00:00+00"})], "is before the oldest backup"),
         ([], "restore_method=pitr needs one target"),
     ):
         result = deploy(
