@@ -29,7 +29,7 @@ SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 3
 # Topology of make sandbox: aio (one host) or cluster (six).
 SANDBOX ?= aio
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan pgbackrest python3-psycopg2
 
 .PHONY: help
 help: ## List the targets
@@ -156,3 +156,7 @@ bench-app: ## Load-test the service (gunicorn, PostgreSQL, Redis on loopback; wr
 .PHONY: bench-backup
 bench-backup: deps ## Time the backup script against a bare pg_dump -Fc, and a restore, on 1,000,000 order lines
 	$(MAKE) -C app bench-backup
+
+.PHONY: bench-pitr
+bench-pitr: deps ## PITR with pgBackRest on 1,000,000 order lines: RPO after a host loss, restore to a time, against the logical restore
+	$(MAKE) -C app bench-pitr
