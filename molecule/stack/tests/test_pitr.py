@@ -97,9 +97,12 @@ def test_point_in_time_restore_keeps_what_came_before_and_drops_what_came_after(
     assert supplier_names(host, "pitr-") >= {f"pitr-before-{stamp}"}
     assert f"pitr-after-{stamp}" not in supplier_names(host, "pitr-")
     assert api.ok("GET", f"/suppliers/{before['id']}", token)["name"] == f"pitr-before-{stamp}"
-    # The restored server accepts writes and archives them again.
+    # The restored server accepts writes and archives them again, and has a backup on its new timeline
+    # (the drill and the next restore start from it).
     api.ok("POST", "/suppliers", token, {"name": f"pitr-again-{stamp}", "category": "it"})
     pgbackrest(host, "check")
+    timeline = psql(host, "SELECT timeline_id FROM pg_control_checkpoint()", "postgres")
+    assert info(host)["backup"][-1]["archive"]["start"].startswith(f"{int(timeline):08X}")
 
 
 def test_restore_to_the_latest_wal_loses_no_acknowledged_row(host, secrets):
