@@ -104,6 +104,7 @@ def test_ports_default_to_the_owning_roles_defaults():
         "postgres_exporter": 9187,
         "redis_exporter": 9121,
         "nginx_exporter": 9113,
+        "pgbackrest": 8432,
     }
 
 
@@ -150,13 +151,39 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
     assert decide("h1", aio, {"h1": "10.2.0.1"})["pgbackrest"] == {
         "mode": "local",
         "primary": "h1",
+        "primary_address": "",
         "repo_hosts": ["h1"],
+        "repos": [],
+        "ca_host": "",
     }
-    # Backups on their own host: a remote repository, which the role does not build yet.
-    assert decide("d", CLUSTER, ADDRESSES)["pgbackrest"]["mode"] == "remote"
+    assert not [rule for rule in decide("h1", aio, {"h1": "10.2.0.1"})["firewall_rules"] if rule["port"] == 8432]
+    # Backups on hosts of their own: one repository on each, reached over TLS; the first keeps the CA.
+    two = {**CLUSTER, "backup": ["m", "c"]}
+    assert decide("d", two, ADDRESSES)["pgbackrest"] == {
+        "mode": "remote",
+        "primary": "d",
+        "primary_address": "10.1.0.4",
+        "repo_hosts": ["m", "c"],
+        "repos": [{"name": "m", "address": "10.1.0.6"}, {"name": "c", "address": "10.1.0.5"}],
+        "ca_host": "m",
+    }
     # No backup host, or no database: nothing to archive to or from.
     assert decide("d", {**CLUSTER, "backup": []}, ADDRESSES)["pgbackrest"]["mode"] == "off"
     assert decide("h1", {**aio, "db": []}, {"h1": "10.2.0.1"})["pgbackrest"]["mode"] == "off"
+
+
+def test_pgbackrests_tls_port_opens_only_between_the_primary_and_the_repository_hosts():
+    two = {**CLUSTER, "backup": ["m", "c"]}
+
+    def rules(host):
+        return [rule for rule in decide(host, two, ADDRESSES)["firewall_rules"] if rule["port"] == 8432]
+
+    assert rules("d") == [
+        {"port": 8432, "sources": ["10.1.0.6", "10.1.0.5"], "comment": "pgBackRest from repository hosts"}
+    ]
+    assert rules("m") == [{"port": 8432, "sources": ["10.1.0.4"], "comment": "pgBackRest from the primary"}]
+    assert rules("c") == [{"port": 8432, "sources": ["10.1.0.4"], "comment": "pgBackRest from the primary"}]
+    assert rules("a1") == [] and rules("w") == []
 
 
 # The capacity model -------------------------------------------------------

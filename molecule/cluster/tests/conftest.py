@@ -29,6 +29,7 @@ failed_units = stack.failed_units
 wait_ready = stack.wait_ready
 TARGETS = stack.TARGETS
 Writer = stack.Writer
+Api = stack.Api
 vault_values = stack.vault_values
 # The load balancer's HTTPS, published on the controller's loopback (molecule.yml).
 LB_PORT = 9445

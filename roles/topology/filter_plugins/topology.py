@@ -32,6 +32,7 @@ PORTS = {
     "postgres_exporter": ("postgres_exporter_port", "postgres_exporter"),
     "redis_exporter": ("redis_exporter_port", "redis_exporter"),
     "nginx_exporter": ("nginx_exporter_port", "nginx_exporter"),
+    "pgbackrest": ("pgbackrest_tls_port", "pgbackrest"),
 }
 # The inventory groups of the bundle.
 TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup")
@@ -173,7 +174,7 @@ class Topology:
                 me if me in db and not self.backup_from_replica else backup_source, pool=False
             ),
             "cache_url": self._cache_url(cache),
-            "pgbackrest": _pgbackrest(primary, backup),
+            "pgbackrest": self._pgbackrest(primary, backup),
             "listen": {
                 "app": "0.0.0.0" if peers["web"] or peers["monitoring"] else "127.0.0.1",
                 "postgresql": ["localhost"] + ([self.address(me)] if peers["db"] else []),
@@ -308,6 +309,17 @@ class Topology:
             allow(ports["redis"], peers["app"], "Redis from app nodes")
         if me in app:
             allow(ports["app"], peers["web"], "gunicorn from the load balancers")
+        # pgBackRest's TLS servers, between the primary and the repository hosts only.
+        primary = databases[0] if databases else ""
+        if primary and primary not in self.tier("backup"):
+            if me == primary:
+                allow(
+                    ports["pgbackrest"],
+                    self.addresses(self.others(self.tier("backup"))),
+                    "pgBackRest from repository hosts",
+                )
+            elif me in self.tier("backup"):
+                allow(ports["pgbackrest"], self.addresses([primary]), "pgBackRest from the primary")
         watched = [("node_exporter", "node_exporter", True)]
         watched += [
             ("postgres_exporter", "postgres_exporter", me in databases),
@@ -319,6 +331,27 @@ class Topology:
             if applies:
                 allow(ports[name], peers["monitoring"], f"{what} from monitoring hosts")
         return rules
+
+    def _pgbackrest(self, primary, backup):
+        """Where pgBackRest's repository is: on the primary when it is also a backup host (local),
+        on the backup hosts apart from it (remote: one repository each, reached over pgBackRest's
+        TLS server, the first holding the certificate authority), or nowhere (off: no backup host
+        or no database)."""
+        if not primary or not backup:
+            mode = "off"
+        elif primary in backup:
+            mode = "local"
+        else:
+            mode = "remote"
+        remote = mode == "remote"
+        return {
+            "mode": mode,
+            "primary": primary,
+            "primary_address": self.address(primary) if remote else "",
+            "repo_hosts": backup,
+            "repos": [{"name": host, "address": self.address(host)} for host in backup] if remote else [],
+            "ca_host": backup[0] if remote else "",
+        }
 
     def _scrape_jobs(self, exporter_address):
         """One static config per watched host, labelled with its inventory name."""
@@ -339,18 +372,6 @@ class Topology:
             if configs:
                 jobs.append({"job_name": job_name, "static_configs": configs})
         return jobs
-
-
-def _pgbackrest(primary, backup):
-    """Where pgBackRest's repository is: on the primary when it is also a backup host (local), on
-    backup hosts apart from it (remote, not built yet), or nowhere (off: no backup host or no database)."""
-    if not primary or not backup:
-        mode = "off"
-    elif primary in backup:
-        mode = "local"
-    else:
-        mode = "remote"
-    return {"mode": mode, "primary": primary, "repo_hosts": backup}
 
 
 def _node_sum(nodes):
