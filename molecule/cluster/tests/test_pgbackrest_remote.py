@@ -45,12 +45,15 @@ def test_the_tls_link_takes_only_the_bundles_certificates_from_the_other_side(no
     for name in ("cluster-app1", "cluster-web1", "cluster-db2"):
         assert nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{repo}/8432'").rc != 0, name
         assert nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{primary}/8432'").rc != 0, name
-    # From the primary, a TLS client without a certificate is turned away by the server.
-    anonymous = db1.run(
-        f"echo | timeout 10 openssl s_client -connect {repo}:8432 -CAfile /etc/pgbackrest/tls/ca.crt -verify_return_error"
+    # The repository's server lets in the primary's certificate and no other, even one from the same CA:
+    # the backup host's own (CN cluster-ops1) is denied.
+    client = (
+        f"pgbackrest --config=/dev/null --stanza={STANZA} --repo1-host={repo} --repo1-host-type=tls "
+        "--repo1-host-ca-file=/etc/pgbackrest/tls/ca.crt --repo1-host-cert-file=/etc/pgbackrest/tls/host.crt "
+        "--repo1-host-key-file=/etc/pgbackrest/tls/host.key --log-level-console=warn info"
     )
-    assert "Verify return code: 0 (ok)" in anonymous.stdout  # the server's certificate checks out
-    assert anonymous.rc != 0 or "alert" in (anonymous.stdout + anonymous.stderr).lower()
+    assert "status: ok" in db1.check_output(f"runuser -u postgres -- {client}")
+    assert "access denied" in ops.check_output(f"runuser -u pgbackrest -- {client}")
     key = db1.file("/etc/pgbackrest/tls/host.key")
     assert (key.user, key.mode) == ("postgres", 0o600)
     ca_key = ops.file("/etc/pgbackrest/ca/ca.key")
