@@ -151,7 +151,7 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
     assert decide("h1", aio, {"h1": "10.2.0.1"})["pgbackrest"] == {
         "mode": "local",
         "primary": "h1",
-        "primary_address": "",
+        "pg_hosts": [],
         "repo_hosts": ["h1"],
         "repos": [],
         "ca_host": "",
@@ -162,28 +162,34 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
     assert decide("d", two, ADDRESSES)["pgbackrest"] == {
         "mode": "remote",
         "primary": "d",
-        "primary_address": "10.1.0.4",
+        "pg_hosts": [{"name": "d", "address": "10.1.0.4"}],
         "repo_hosts": ["m", "c"],
         "repos": [{"name": "m", "address": "10.1.0.6"}, {"name": "c", "address": "10.1.0.5"}],
         "ca_host": "m",
     }
+    # A replica runs a TLS server too: the repository hosts back up from it.
+    with_replica = decide("m", {**two, "db_replica": ["r"]}, {**ADDRESSES, "r": "10.1.0.7"})["pgbackrest"]
+    assert with_replica["pg_hosts"] == [{"name": "d", "address": "10.1.0.4"}, {"name": "r", "address": "10.1.0.7"}]
     # No backup host, or no database: nothing to archive to or from.
     assert decide("d", {**CLUSTER, "backup": []}, ADDRESSES)["pgbackrest"]["mode"] == "off"
     assert decide("h1", {**aio, "db": []}, {"h1": "10.2.0.1"})["pgbackrest"]["mode"] == "off"
 
 
-def test_pgbackrests_tls_port_opens_only_between_the_primary_and_the_repository_hosts():
-    two = {**CLUSTER, "backup": ["m", "c"]}
+def test_pgbackrests_tls_port_opens_only_between_the_database_and_the_repository_hosts():
+    two = {**CLUSTER, "backup": ["m", "c"], "db_replica": ["r"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7"}
 
     def rules(host):
-        return [rule for rule in decide(host, two, ADDRESSES)["firewall_rules"] if rule["port"] == 8432]
+        return [rule for rule in decide(host, two, addresses)["firewall_rules"] if rule["port"] == 8432]
 
-    assert rules("d") == [
-        {"port": 8432, "sources": ["10.1.0.6", "10.1.0.5"], "comment": "pgBackRest from repository hosts"}
-    ]
-    assert rules("m") == [{"port": 8432, "sources": ["10.1.0.4"], "comment": "pgBackRest from the primary"}]
-    assert rules("c") == [{"port": 8432, "sources": ["10.1.0.4"], "comment": "pgBackRest from the primary"}]
+    from_repos = [{"port": 8432, "sources": ["10.1.0.6", "10.1.0.5"], "comment": "pgBackRest from repository hosts"}]
+    assert rules("d") == from_repos and rules("r") == from_repos
+    from_db = [{"port": 8432, "sources": ["10.1.0.4", "10.1.0.7"], "comment": "pgBackRest from the database hosts"}]
+    assert rules("m") == from_db and rules("c") == from_db
     assert rules("a1") == [] and rules("w") == []
+    # All in one place: no TLS link, no port.
+    aio = {tier: ["h1"] for tier in ("web", "app", "db", "cache", "monitoring", "backup")}
+    assert not [rule for rule in decide("h1", aio, {"h1": "10.2.0.1"})["firewall_rules"] if rule["port"] == 8432]
 
 
 # The capacity model -------------------------------------------------------

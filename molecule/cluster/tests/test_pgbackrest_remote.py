@@ -1,12 +1,16 @@
 """pgBackRest with its repository on the backup host (remote mode): the primary archives over TLS, the
-backup host keeps the encrypted repository and runs the backups, and only the two of them talk."""
+backup host keeps the encrypted repository and runs the backups from the replica, only the database and
+backup hosts talk, and a point-in-time restore runs from there and clones the replica again."""
 
 from __future__ import annotations
 
 import json
+import time
 
-from conftest import address
+from conftest import PROJECT, address
+from test_cluster import psql
 from test_pitr import STANZA, backups_run_from_their_timers, pgbackrest
+from test_zero_downtime_deploys import deploy
 
 
 def info(ops) -> dict:
@@ -42,9 +46,12 @@ def test_the_tls_link_takes_only_the_bundles_certificates_from_the_other_side(no
     ops, db1 = nodes["cluster-ops1"], nodes["cluster-db1"]
     repo, primary = address(ops), address(db1)
     # The firewall: the repository's port answers the primary only, the primary's the repository host only.
-    for name in ("cluster-app1", "cluster-web1", "cluster-db2"):
+    for name in ("cluster-app1", "cluster-web1"):
         assert nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{repo}/8432'").rc != 0, name
         assert nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{primary}/8432'").rc != 0, name
+    # The database hosts reach the repository, not each other.
+    assert nodes["cluster-db2"].run(f"timeout 3 bash -c '</dev/tcp/{primary}/8432'").rc != 0
+    assert nodes["cluster-db2"].run(f"timeout 3 bash -c '</dev/tcp/{repo}/8432'").rc == 0
     # The repository's server lets in the primary's certificate and no other, even one from the same CA:
     # the backup host's own (CN cluster-ops1) is denied.
     client = (
@@ -63,3 +70,68 @@ def test_the_tls_link_takes_only_the_bundles_certificates_from_the_other_side(no
 
 def test_the_backup_host_runs_the_backups_from_its_timers(nodes):
     backups_run_from_their_timers(nodes["cluster-ops1"], user="pgbackrest")
+
+
+def test_the_backups_read_the_replica(nodes):
+    """backup-standby: the files come from the replica, only the start and stop go through the primary."""
+    ops, db2 = nodes["cluster-ops1"], nodes["cluster-db2"]
+    assert db2.service("pgbackrest-server").is_running
+    pgbackrest(ops, "--type=incr", "backup", user="pgbackrest")
+    log = ops.file(f"/var/log/pgbackrest/{STANZA}-backup.log").content_string
+    newest = log[log.rindex("backup command begin") :]
+    assert "--backup-standby" in newest
+    assert "replay on the standby reached" in newest, newest[-3000:]
+
+
+def names(node, prefix: str) -> set[str]:
+    return set(psql(node, f"select name from suppliers where name like '{prefix}%'").split("\n")) - {""}
+
+
+def test_a_point_in_time_restore_runs_from_the_backup_host_and_clones_the_replica_again(nodes, lb, secrets):
+    db1, db2, ops = nodes["cluster-db1"], nodes["cluster-db2"], nodes["cluster-ops1"]
+    token = secrets["vault_app_admin_token"]
+    stamp = int(time.time())
+    before = lb.ok("POST", "/suppliers", token, {"name": f"pitr-before-{stamp}", "category": "it"})
+    time.sleep(1.5)
+    target = psql(db1, "select now()")
+    time.sleep(1.5)
+    lb.ok("POST", "/suppliers", token, {"name": f"pitr-after-{stamp}", "category": "it"})
+    result = deploy(
+        str(PROJECT / "playbooks/restore.yml"),
+        "-e",
+        "restore_confirm=yes",
+        "-e",
+        "restore_method=pitr",
+        "-e",
+        json.dumps({"restore_target_time": target}),
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"pitr-before-{stamp}" in names(db1, "pitr-")
+    assert f"pitr-after-{stamp}" not in names(db1, "pitr-")
+    assert lb.ok("GET", f"/suppliers/{before['id']}", token)["name"] == f"pitr-before-{stamp}"
+    # The restore's recovery settings are gone from the primary, so the replica's clone has none either.
+    assert psql(db1, "show recovery_target_time") == ""
+    # The replica streams from the restored primary on its new timeline, and new rows reach it.
+    timeline = psql(db1, "select timeline_id from pg_control_checkpoint()")
+    assert psql(db2, "select status || ':' || received_tli from pg_stat_wal_receiver") == f"streaming:{timeline}"
+    lb.ok("POST", "/suppliers", token, {"name": f"pitr-again-{stamp}", "category": "it"})
+    deadline = time.monotonic() + 10
+    while f"pitr-again-{stamp}" not in names(db2, "pitr-again-"):
+        assert time.monotonic() < deadline, "a row written after the restore did not reach the replica"
+        time.sleep(0.2)
+    assert f"pitr-after-{stamp}" not in names(db2, "pitr-")
+    # WAL goes on reaching the repository, which has a backup on the new timeline to start the next restore from.
+    pgbackrest(ops, "check", user="pgbackrest")
+    assert info(ops)["backup"][-1]["archive"]["start"].startswith(f"{int(timeline):08X}")
+
+
+def test_the_physical_restore_drill_runs_on_the_primary_over_tls(nodes):
+    db1 = nodes["cluster-db1"]
+    since = db1.check_output("date +%s")
+    result = db1.run("systemctl start pgbackrest-drill.service")
+    journal = db1.check_output(f"journalctl -u pgbackrest-drill.service --since @{since} --no-pager -o cat")
+    assert result.rc == 0, journal
+    assert "identical row for row; pg_amcheck found no corruption" in journal
+    metrics = db1.file("/var/lib/prometheus/node-exporter/procurement_restore_drill_physical.prom").content_string
+    assert 'procurement_restore_drill_last_success{kind="physical"} 1' in metrics
+    assert not nodes["cluster-db2"].file("/etc/systemd/system/pgbackrest-drill.timer").exists

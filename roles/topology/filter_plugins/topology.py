@@ -174,7 +174,7 @@ class Topology:
                 me if me in db and not self.backup_from_replica else backup_source, pool=False
             ),
             "cache_url": self._cache_url(cache),
-            "pgbackrest": self._pgbackrest(primary, backup),
+            "pgbackrest": self._pgbackrest(primary, replicas, backup),
             "listen": {
                 "app": "0.0.0.0" if peers["web"] or peers["monitoring"] else "127.0.0.1",
                 "postgresql": ["localhost"] + ([self.address(me)] if peers["db"] else []),
@@ -309,17 +309,17 @@ class Topology:
             allow(ports["redis"], peers["app"], "Redis from app nodes")
         if me in app:
             allow(ports["app"], peers["web"], "gunicorn from the load balancers")
-        # pgBackRest's TLS servers, between the primary and the repository hosts only.
-        primary = databases[0] if databases else ""
-        if primary and primary not in self.tier("backup"):
-            if me == primary:
+        # pgBackRest's TLS servers, between the database hosts and the repository hosts only.
+        primary, backup = (databases or [""])[0], self.tier("backup")
+        if primary and backup and primary not in backup:
+            if me in databases:
                 allow(
                     ports["pgbackrest"],
-                    self.addresses(self.others(self.tier("backup"))),
+                    self.addresses(self.others(backup)),
                     "pgBackRest from repository hosts",
                 )
-            elif me in self.tier("backup"):
-                allow(ports["pgbackrest"], self.addresses([primary]), "pgBackRest from the primary")
+            elif me in backup:
+                allow(ports["pgbackrest"], self.addresses(databases), "pgBackRest from the database hosts")
         watched = [("node_exporter", "node_exporter", True)]
         watched += [
             ("postgres_exporter", "postgres_exporter", me in databases),
@@ -332,11 +332,12 @@ class Topology:
                 allow(ports[name], peers["monitoring"], f"{what} from monitoring hosts")
         return rules
 
-    def _pgbackrest(self, primary, backup):
+    def _pgbackrest(self, primary, replicas, backup):
         """Where pgBackRest's repository is: on the primary when it is also a backup host (local),
         on the backup hosts apart from it (remote: one repository each, reached over pgBackRest's
         TLS server, the first holding the certificate authority), or nowhere (off: no backup host
-        or no database)."""
+        or no database). In remote mode every database host runs a TLS server, so that the
+        repository hosts back up from a replica when there is one."""
         if not primary or not backup:
             mode = "off"
         elif primary in backup:
@@ -347,7 +348,9 @@ class Topology:
         return {
             "mode": mode,
             "primary": primary,
-            "primary_address": self.address(primary) if remote else "",
+            "pg_hosts": [{"name": host, "address": self.address(host)} for host in [primary, *replicas]]
+            if remote
+            else [],
             "repo_hosts": backup,
             "repos": [{"name": host, "address": self.address(host)} for host in backup] if remote else [],
             "ca_host": backup[0] if remote else "",
