@@ -12,6 +12,7 @@ from wiring import wiring
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTS_INVENTORY = "tests/inventories/ports"
+TWO_BACKUPS_INVENTORY = "tests/inventories/two-backups"
 DEFAULT_PORTS = {"app": 8000, "postgresql": 5432, "redis": 6379}
 CHOSEN_PORTS = {"app": 8100, "postgresql": 5433, "redis": 6380}
 
@@ -21,8 +22,11 @@ _spec.loader.exec_module(topology)
 
 
 def rendered(host: dict) -> str:
-    """Everything of a host that carries a port: its wiring variables and its .env."""
-    return json.dumps({key: value for key, value in host.items() if key != "env"}) + "\n" + host["env"]
+    """Everything of a host that carries a port: its wiring variables, its .env and pgbackrest.conf."""
+    files = ("env", "pgbackrest")
+    return "\n".join(
+        [json.dumps({key: value for key, value in host.items() if key not in files})] + [host[f] for f in files]
+    )
 
 
 @pytest.mark.parametrize("pgbouncer", [False, True], ids=["direct", "pgbouncer"])
@@ -233,3 +237,48 @@ def test_behind_pgbouncer_the_server_carries_its_pool_and_pgbouncer_every_client
     assert (capacity["client_connections"], capacity["app_connections"], capacity["max_connections"]) == (90, 25, 37)
     crowded = decide("d", CLUSTER, ADDRESSES, {"pgbouncer": True}, d={"pgbouncer_max_client_conn": 50})
     assert "more than pgbouncer_max_client_conn 50" in crowded["capacity"]["problems"][0]
+
+
+def pgbackrest_conf(text: str) -> dict[str, list[str]]:
+    """Each section's settings of a rendered pgbackrest.conf, in order, comments left out."""
+    sections, section = {}, None
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = sections.setdefault(line.strip("[]"), [])
+        elif line and not line.startswith("#") and section is not None:
+            section.append(line)
+    return sections
+
+
+def test_two_backup_hosts_keep_a_repository_each_and_back_up_from_the_replica():
+    hosts = wiring(TWO_BACKUPS_INVENTORY)
+    confs = {name: pgbackrest_conf(host["pgbackrest"]) for name, host in hosts.items() if host["pgbackrest"]}
+    assert set(confs) == {"db1", "db2", "ops1", "ops2"}
+    # Both database hosts push WAL to (and restore from) both repositories, over TLS.
+    for name in ("db1", "db2"):
+        settings = confs[name]["global"]
+        assert "repo1-host=10.0.0.51" in settings and "repo2-host=10.0.0.52" in settings
+        assert not [s for s in settings if s.startswith(("repo1-path", "repo2-path")) or "cipher" in s]
+        assert [s for s in settings if s.startswith("tls-server-auth")] == [
+            "tls-server-auth=ops1=procurement",
+            "tls-server-auth=ops2=procurement",
+        ]
+    # Each backup host holds its own repository under the number the database hosts give it.
+    for name, index, other in (("ops1", 1, 2), ("ops2", 2, 1)):
+        settings = confs[name]["global"]
+        assert f"repo{index}-path=/var/lib/pgbackrest" in settings
+        assert f"repo{index}-cipher-pass=render-only-throwaway-secret-0123456789" in settings
+        assert not [s for s in settings if s.startswith(f"repo{other}-")]
+        assert [s for s in settings if s.startswith("tls-server-auth")] == [
+            "tls-server-auth=db1=procurement",
+            "tls-server-auth=db2=procurement",
+        ]
+        stanza = confs[name]["procurement"]
+        assert stanza[0] == "backup-standby=y"
+        assert "pg1-host=10.0.0.31" in stanza and "pg2-host=10.0.0.32" in stanza
+    # Archiving is set on both database hosts (a standby archives nothing until it is promoted).
+    for name in ("db1", "db2"):
+        assert hosts[name]["postgresql_archive_command"] == "pgbackrest --stanza=procurement archive-push %p"
+    # Backups from the primary when asked.
+    settings = pgbackrest_conf(wiring(TWO_BACKUPS_INVENTORY, pgbackrest_backup_standby=False)["ops1"]["pgbackrest"])
+    assert "backup-standby=y" not in settings["procurement"]

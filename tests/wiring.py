@@ -45,6 +45,7 @@ VARIABLES = [
     "postgresql_replication_mode",
     "postgresql_primary_host",
     "postgresql_replicas",
+    "postgresql_archive_command",
     "postgresql_app_connections",
     "postgresql_reserved_connections",
     "redis_bind",
@@ -59,13 +60,14 @@ SECRETS = dict.fromkeys(
         "vault_app_secret_key",
         "vault_monitoring_db_password",
         "vault_replication_password",
+        "vault_pgbackrest_cipher_pass",
     ),
     _SECRET,
 )
 
 
 def wiring(inventory: str, limit: str | None = None, hashseed: str | None = None, **extra) -> dict:
-    """Each host's resolved variables, plus its rendered .env under "env"."""
+    """Each host's resolved variables, plus its rendered .env under "env" and pgbackrest.conf under "pgbackrest"."""
     return _render(inventory, json.dumps(extra, sort_keys=True), limit, hashseed)
 
 
@@ -96,5 +98,6 @@ def _render(inventory: str, extra: str, limit: str | None, hashseed: str | None)
     task = document["plays"][0]["tasks"][-1]
     hosts = {}
     for host, result in task["hosts"].items():
-        hosts[host] = {**result["msg"]["variables"], "env": result["msg"]["env"]}
+        message = result["msg"]
+        hosts[host] = {**message["variables"], "env": message["env"], "pgbackrest": message["pgbackrest"]}
     return hosts
