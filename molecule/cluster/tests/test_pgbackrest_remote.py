@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import PROJECT, address
+from conftest import LB_PORT, PROJECT, Writer, address
 from test_cluster import psql
 from test_pitr import STANZA, backups_run_from_their_timers, pgbackrest
 from test_zero_downtime_deploys import deploy
@@ -123,6 +123,45 @@ def test_a_point_in_time_restore_runs_from_the_backup_host_and_clones_the_replic
     # WAL goes on reaching the repository, which has a backup on the new timeline to start the next restore from.
     pgbackrest(ops, "check", user="pgbackrest")
     assert info(ops)["backup"][-1]["archive"]["start"].startswith(f"{int(timeline):08X}")
+
+
+def test_losing_the_primary_with_its_disk_loses_at_most_the_unarchived_minute(nodes, secrets):
+    """The primary's server is killed under a writer and its data directory deleted; restore.yml brings the
+    newest state back from the backup host's repository alone. Rows acknowledged before the last WAL segment
+    was archived (archive_timeout, 60 s) all come back.
+
+    The container itself is not killed: Docker would give it another address when it started again, and
+    the scenario's network has no fixed addresses; its database's processes and files are what is lost."""
+    db1 = nodes["cluster-db1"]
+    writer = Writer(LB_PORT, secrets["vault_app_admin_token"], prefix="host loss", limit_seconds=240)
+    writer.start()
+    time.sleep(75)
+    unit = db1.check_output("systemctl list-units 'postgresql@*' --plain --no-legend | awk '{print $1}'")
+    data = psql(db1, "show data_directory")
+    db1.check_output(f"systemctl kill --signal=SIGKILL {unit} && systemctl stop {unit} && rm -rf {data}")
+    killed = time.monotonic()
+    time.sleep(3)
+    writer.stop()
+    result = deploy(
+        str(PROJECT / "playbooks/restore.yml"),
+        "-e",
+        "restore_confirm=yes",
+        "-e",
+        "restore_method=pitr",
+        "-e",
+        "restore_target=latest",
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    back = names(db1, writer.prefix)
+    acknowledged = [w for w in writer.writes if w.status == 201 and w.done < killed]
+    assert len(acknowledged) > 250, f"the writer was acknowledged {len(acknowledged)} times in 75 s"
+    lost = [w for w in acknowledged if w.name not in back]
+    newest = max((w.done for w in acknowledged if w.name in back), default=0.0)
+    print(f"RESULT host_loss_rpo_s={killed - newest:.1f} lost_acknowledged_rows={len(lost)}")
+    assert killed - newest <= 75, f"the newest row back was acknowledged {killed - newest:.0f} s before the kill"
+    assert not [w for w in lost if w.done < killed - 75], "a row acknowledged over 75 s before the kill is lost"
+    # The rebuilt primary serves again, and its replica streams from it.
+    assert psql(nodes["cluster-db2"], "select status from pg_stat_wal_receiver") == "streaming"
 
 
 def test_the_physical_restore_drill_runs_on_the_primary_over_tls(nodes):
