@@ -89,6 +89,7 @@ def test_database_port_opens_only_to_app_nodes_replicas_and_backup_hosts():
 
 
 def test_replica_streams_from_the_primary_through_its_own_slot_and_opens_no_database_port():
+    """Its exporters to the monitoring host, and pgBackRest's TLS server to the backup host, which backs up from it."""
     assert resolved("production.example", "db2.example.com", "postgresql_replication_mode") == "replica"
     assert resolved("production.example", "db2.example.com", "postgresql_primary_host") == "db1.example.com"
     assert resolved("production.example", "db1.example.com", "postgresql_replication_mode") == "primary"
@@ -99,6 +100,7 @@ def test_replica_streams_from_the_primary_through_its_own_slot_and_opens_no_data
     assert {rule["port"]: rule["sources"] for rule in rules} == {
         9100: ["ops1.example.com"],
         9187: ["ops1.example.com"],
+        8432: ["ops1.example.com"],
     }
 
 
