@@ -51,10 +51,21 @@ class Cluster:
     def pgbackrest(self, *args: str) -> str:
         return self.as_postgres("pgbackrest", f"--stanza={STANZA}", *args).stdout
 
-    def drill(self) -> subprocess.CompletedProcess:
+    def drill(self, *extra: str) -> subprocess.CompletedProcess:
         return self.as_postgres(
-            "/usr/bin/python3", str(DRILL), "run", STANZA, DATABASE, self.bin, str(self.base / "work"), check=False
+            "/usr/bin/python3",
+            str(DRILL),
+            "run",
+            STANZA,
+            DATABASE,
+            self.bin,
+            str(self.base / "work"),
+            *extra,
+            check=False,
         )
+
+    def verify(self) -> subprocess.CompletedProcess:
+        return self.as_postgres("/usr/bin/python3", str(DRILL), "verify", STANZA, check=False)
 
     def start(self) -> None:
         base = self.base
@@ -155,6 +166,7 @@ def test_rows_that_a_restore_cannot_bring_back_fail_the_drill(cluster):
 
 def test_a_damaged_repository_fails_the_drill_at_verify(cluster):
     segment = sorted((cluster.base / "repo/archive").rglob("0000000100000000000000*"))[0]
+    assert cluster.verify().returncode == 0
     data = bytearray(segment.read_bytes())
     data[len(data) // 2] ^= 0xFF
     segment.write_bytes(bytes(data))
@@ -162,6 +174,13 @@ def test_a_damaged_repository_fails_the_drill_at_verify(cluster):
     assert result.returncode == 1
     assert "FAILED: pgbackrest verify found damage in the repository" in result.stderr
     assert "total valid WAL" in result.stderr
+    # verify alone (on a repository host apart from the database) fails the same way;
+    # --skip-verify (the drill on that database host) leaves it to that.
+    result = cluster.verify()
+    assert result.returncode == 1 and "FAILED: pgbackrest verify found damage" in result.stderr
+    skipped = cluster.drill("--skip-verify")
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "verify left to the repository host" in skipped.stdout + skipped.stderr, skipped.stderr[-2000:]
 
 
 def test_the_outcome_is_written_for_node_exporter_and_keeps_the_last_success(tmp_path):

@@ -170,7 +170,21 @@ def test_the_physical_restore_drill_runs_on_the_primary_over_tls(nodes):
     result = db1.run("systemctl start pgbackrest-drill.service")
     journal = db1.check_output(f"journalctl -u pgbackrest-drill.service --since @{since} --no-pager -o cat")
     assert result.rc == 0, journal
+    assert "verify left to the repository host" in journal
     assert "identical row for row; pg_amcheck found no corruption" in journal
     metrics = db1.file("/var/lib/prometheus/node-exporter/procurement_restore_drill_physical.prom").content_string
     assert 'procurement_restore_drill_last_success{kind="physical"} 1' in metrics
     assert not nodes["cluster-db2"].file("/etc/systemd/system/pgbackrest-drill.timer").exists
+
+
+def test_the_backup_host_verifies_its_repository_for_the_drill(nodes):
+    """pgBackRest verifies only where the repository is: the drill's first step runs on the backup host."""
+    ops = nodes["cluster-ops1"]
+    assert ops.service("pgbackrest-verify.timer").is_enabled
+    since = ops.check_output("date +%s")
+    result = ops.run("systemctl start pgbackrest-verify.service")
+    journal = ops.check_output(f"journalctl -u pgbackrest-verify.service --since @{since} --no-pager -o cat")
+    assert result.rc == 0, journal
+    assert "status: ok" in journal
+    metrics = ops.file("/var/lib/prometheus/node-exporter/procurement_restore_drill_verify.prom").content_string
+    assert 'procurement_restore_drill_last_success{kind="verify"} 1' in metrics
