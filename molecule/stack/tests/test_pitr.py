@@ -102,6 +102,15 @@ def test_point_in_time_restore_keeps_what_came_before_and_drops_what_came_after(
     assert supplier_names(host, "pitr-") >= {f"pitr-before-{stamp}"}
     assert f"pitr-after-{stamp}" not in supplier_names(host, "pitr-")
     assert api.ok("GET", f"/suppliers/{before['id']}", token)["name"] == f"pitr-before-{stamp}"
+    # pgBackRest's recovery settings are gone from postgresql.auto.conf once the server is promoted.
+    assert (
+        psql(
+            host,
+            "SELECT count(*) FROM pg_file_settings WHERE name LIKE 'recovery_target%' OR name = 'restore_command'",
+            "postgres",
+        )
+        == "0"
+    )
     # The restored server accepts writes and archives them again, and has a backup on its new timeline
     # (the drill and the next restore start from it).
     api.ok("POST", "/suppliers", token, {"name": f"pitr-again-{stamp}", "category": "it"})
