@@ -120,7 +120,12 @@ def test_losing_the_primary_with_its_disk_loses_at_most_the_unarchived_minute(no
     assert len(acknowledged) > 250, f"the writer was acknowledged {len(acknowledged)} times in 75 s"
     lost = [w for w in acknowledged if w.name not in back]
     newest = max((w.done for w in acknowledged if w.name in back), default=0.0)
-    print(f"RESULT host_loss_rpo_s={killed - newest:.1f} lost_acknowledged_rows={len(lost)}")
+    # The figures, beside the run's logs (pytest keeps a passing test's output to itself).
+    results = PROJECT / ".cache" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    line = f"RESULT host_loss_rpo_s={killed - newest:.1f} lost_acknowledged_rows={len(lost)} acknowledged={len(acknowledged)}"
+    (results / "cluster-host-loss.txt").write_text(line + "\n")
+    print(line)
     assert killed - newest <= 75, f"the newest row back was acknowledged {killed - newest:.0f} s before the kill"
     assert not [w for w in lost if w.done < killed - 75], "a row acknowledged over 75 s before the kill is lost"
     # The replica was cloned again: it streams from the restored primary on its new timeline, and new rows
