@@ -158,6 +158,7 @@ class Topology:
         peers["pgbouncer"] = self.addresses(self.others(app)) if self.pgbouncer and me in db else []
 
         ports = {name: self.port(me, name) for name in PORTS}
+        pgbackrest = self._pgbackrest(primary, replicas, backup)
         exporter_address = self.address(me) if peers["monitoring"] else "127.0.0.1"
         return {
             "hosts": self.members,
@@ -174,7 +175,7 @@ class Topology:
                 me if me in db and not self.backup_from_replica else backup_source, pool=False
             ),
             "cache_url": self._cache_url(cache),
-            "pgbackrest": self._pgbackrest(primary, replicas, backup),
+            "pgbackrest": pgbackrest,
             "listen": {
                 "app": "0.0.0.0" if peers["web"] or peers["monitoring"] else "127.0.0.1",
                 "postgresql": ["localhost"] + ([self.address(me)] if peers["db"] else []),
@@ -192,7 +193,9 @@ class Topology:
             "app_balancers": [host for host in web if host not in app],
             "app_balancer_upstream": f"{self.address(me)}:{ports['app']}",
             "capacity": self._capacity(app, backup),
-            "firewall_rules": self._firewall_rules(peers, ports, app, db + replicas, cache, web),
+            "firewall_rules": self._firewall_rules(
+                peers, ports, app, db + replicas, cache, web, pgbackrest_remote=pgbackrest["mode"] == "remote"
+            ),
             "scrape_jobs": self._scrape_jobs(exporter_address),
         }
 
@@ -294,7 +297,7 @@ class Topology:
         host = "127.0.0.1" if server == self.host else self.address(server)
         return f"redis://{host}:{self.port(server, 'redis')}/0"
 
-    def _firewall_rules(self, peers, ports, app, databases, cache, web):
+    def _firewall_rules(self, peers, ports, app, databases, cache, web, pgbackrest_remote=False):
         me = self.host
         rules = [{"port": port, "comment": comment} for port, comment in SITE_PORTS] if me in web else []
 
@@ -310,8 +313,8 @@ class Topology:
         if me in app:
             allow(ports["app"], peers["web"], "gunicorn from the load balancers")
         # pgBackRest's TLS servers, between the database hosts and the repository hosts only.
-        primary, backup = (databases or [""])[0], self.tier("backup")
-        if primary and backup and primary not in backup:
+        if pgbackrest_remote:
+            backup = self.tier("backup")
             if me in databases:
                 allow(
                     ports["pgbackrest"],
