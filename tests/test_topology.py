@@ -109,6 +109,9 @@ def test_ports_default_to_the_owning_roles_defaults():
         "redis_exporter": 9121,
         "nginx_exporter": 9113,
         "pgbackrest": 8432,
+        "etcd_client": 2379,
+        "etcd_peer": 2380,
+        "etcd_metrics": 2381,
     }
 
 
@@ -194,6 +197,45 @@ def test_pgbackrests_tls_port_opens_only_between_the_database_and_the_repository
     # All in one place: no TLS link, no port.
     aio = {tier: ["h1"] for tier in ("web", "app", "db", "cache", "monitoring", "backup")}
     assert not [rule for rule in decide("h1", aio, {"h1": "10.2.0.1"})["firewall_rules"] if rule["port"] == 8432]
+
+
+def test_etcd_members_talk_to_each_other_and_serve_only_the_database_hosts():
+    groups = {**CLUSTER, "db_replica": ["r"], "etcd": ["d", "r", "m"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7"}
+
+    def rules(host):
+        facts = decide(host, groups, addresses)
+        return [rule for rule in facts["firewall_rules"] if rule["port"] in (2379, 2380, 2381)]
+
+    assert decide("a1", groups, addresses)["etcd"] == {
+        "members": [
+            {"name": "d", "address": "10.1.0.4"},
+            {"name": "r", "address": "10.1.0.7"},
+            {"name": "m", "address": "10.1.0.6"},
+        ],
+        "ca_host": "d",
+    }
+    assert rules("d") == [
+        {"port": 2380, "sources": ["10.1.0.7", "10.1.0.6"], "comment": "etcd peers"},
+        {
+            "port": 2379,
+            "sources": ["10.1.0.7", "10.1.0.6"],
+            "comment": "etcd clients: the other members and the database hosts",
+        },
+        {"port": 2381, "sources": ["10.1.0.6"], "comment": "etcd metrics from monitoring hosts"},
+    ]
+    # The monitoring host is a member: it scrapes its own metrics on loopback, the others' on their address.
+    assert [rule["port"] for rule in rules("m")] == [2380, 2379]
+    assert rules("a1") == [] and rules("w") == []
+    jobs = {job["job_name"]: job for job in decide("m", groups, addresses)["scrape_jobs"]}
+    assert [c["targets"] for c in jobs["etcd"]["static_configs"]] == [
+        ["10.1.0.4:2381"],
+        ["127.0.0.1:2381"],
+        ["10.1.0.7:2381"],
+    ]
+    # No etcd group (the all-in-one layout): no member, no rule, no scrape job.
+    assert decide("d", CLUSTER, ADDRESSES)["etcd"] == {"members": [], "ca_host": ""}
+    assert "etcd" not in {job["job_name"] for job in decide("m", CLUSTER, ADDRESSES)["scrape_jobs"]}
 
 
 # The capacity model -------------------------------------------------------

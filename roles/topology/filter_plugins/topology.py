@@ -33,9 +33,12 @@ PORTS = {
     "redis_exporter": ("redis_exporter_port", "redis_exporter"),
     "nginx_exporter": ("nginx_exporter_port", "nginx_exporter"),
     "pgbackrest": ("pgbackrest_tls_port", "pgbackrest"),
+    "etcd_client": ("etcd_client_port", "etcd"),
+    "etcd_peer": ("etcd_peer_port", "etcd"),
+    "etcd_metrics": ("etcd_metrics_port", "etcd"),
 }
 # The inventory groups of the bundle.
-TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup")
+TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup", "etcd")
 
 # Other settings of the roles that the wiring and the capacity model read.
 OWNED = {
@@ -72,6 +75,7 @@ SCRAPE_JOBS = (
     ("redis", ("cache",), "redis_exporter"),
     ("nginx", ("web",), "nginx_exporter"),
     ("procurement", ("app",), "app"),
+    ("etcd", ("etcd",), "etcd_metrics"),
 )
 
 
@@ -159,6 +163,7 @@ class Topology:
 
         ports = {name: self.port(me, name) for name in PORTS}
         pgbackrest = self._pgbackrest(primary, replicas, backup)
+        etcd = self.tier("etcd")
         exporter_address = self.address(me) if peers["monitoring"] else "127.0.0.1"
         return {
             "hosts": self.members,
@@ -176,6 +181,11 @@ class Topology:
             ),
             "cache_url": self._cache_url(cache),
             "pgbackrest": pgbackrest,
+            # The etcd cluster: its members in inventory order, the first keeping its certificate authority.
+            "etcd": {
+                "members": [{"name": host, "address": self.address(host)} for host in etcd],
+                "ca_host": etcd[0] if etcd else "",
+            },
             "listen": {
                 "app": "0.0.0.0" if peers["web"] or peers["monitoring"] else "127.0.0.1",
                 "postgresql": ["localhost"] + ([self.address(me)] if peers["db"] else []),
@@ -194,7 +204,14 @@ class Topology:
             "app_balancer_upstream": f"{self.address(me)}:{ports['app']}",
             "capacity": self._capacity(app, backup),
             "firewall_rules": self._firewall_rules(
-                peers, ports, app, db + replicas, cache, web, pgbackrest_remote=pgbackrest["mode"] == "remote"
+                peers,
+                ports,
+                app,
+                db + replicas,
+                cache,
+                web,
+                pgbackrest_remote=pgbackrest["mode"] == "remote",
+                etcd=etcd,
             ),
             "scrape_jobs": self._scrape_jobs(exporter_address),
         }
@@ -297,7 +314,7 @@ class Topology:
         host = "127.0.0.1" if server == self.host else self.address(server)
         return f"redis://{host}:{self.port(server, 'redis')}/0"
 
-    def _firewall_rules(self, peers, ports, app, databases, cache, web, pgbackrest_remote=False):
+    def _firewall_rules(self, peers, ports, app, databases, cache, web, pgbackrest_remote=False, etcd=()):
         me = self.host
         rules = [{"port": port, "comment": comment} for port, comment in SITE_PORTS] if me in web else []
 
@@ -323,12 +340,21 @@ class Topology:
                 )
             elif me in backup:
                 allow(ports["pgbackrest"], self.addresses(databases), "pgBackRest from the database hosts")
+        # etcd: peers among the members; clients are the other members and the database hosts (Patroni).
+        if me in etcd:
+            allow(ports["etcd_peer"], self.addresses(self.others(etcd)), "etcd peers")
+            allow(
+                ports["etcd_client"],
+                self.addresses(_unique(self.others(etcd + databases))),
+                "etcd clients: the other members and the database hosts",
+            )
         watched = [("node_exporter", "node_exporter", True)]
         watched += [
             ("postgres_exporter", "postgres_exporter", me in databases),
             ("redis_exporter", "redis_exporter", me in cache),
             ("nginx_exporter", "nginx exporter", me in web),
             ("app", "app /metrics", me in app),
+            ("etcd_metrics", "etcd metrics", me in etcd),
         ]
         for name, what, applies in watched:
             if applies:

@@ -1,0 +1,71 @@
+"""The etcd cluster (the etcd group: db1, db2 and ops1 here), the configuration store of the database tier's
+failover: three members over TLS, each port open only to those that need it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import address
+
+MEMBERS = ("cluster-db1", "cluster-db2", "cluster-ops1")
+
+
+def test_three_members_form_one_healthy_cluster_over_tls(nodes):
+    db1 = nodes["cluster-db1"]
+    members = json.loads(db1.check_output("procurement-etcdctl member list -w json"))["members"]
+    assert sorted(m["name"] for m in members) == sorted(MEMBERS)
+    for member in members:
+        assert all(url.startswith("https://") for url in member["peerURLs"] + member["clientURLs"]), member
+    health = db1.check_output("procurement-etcdctl endpoint health --cluster 2>&1")
+    assert health.count("is healthy") == 3, health
+    # A key written through one member is read through another.
+    db1.check_output("procurement-etcdctl put /procurement-test/written-on db1")
+    assert (
+        nodes["cluster-ops1"].check_output("procurement-etcdctl get --print-value-only /procurement-test/written-on")
+        == "db1"
+    )
+    db1.check_output("procurement-etcdctl del /procurement-test/written-on")
+
+
+def test_a_client_needs_a_certificate_from_etcds_own_authority(nodes):
+    db1, ops = nodes["cluster-db1"], nodes["cluster-ops1"]
+    endpoint = f"--endpoints=https://{address(ops)}:2379 --cacert=/etc/etcd/tls/ca.crt --command-timeout=5s"
+    # No client certificate: refused.
+    anonymous = db1.run(f"ETCDCTL_API=3 etcdctl {endpoint} get /")
+    assert anonymous.rc != 0, anonymous.stdout
+    # A certificate of another link (pgBackRest's, signed by its own authority): refused too.
+    foreign = db1.run(
+        f"ETCDCTL_API=3 etcdctl {endpoint} --cert=/etc/pgbackrest/tls/host.crt --key=/etc/pgbackrest/tls/host.key get /"
+    )
+    assert foreign.rc != 0, foreign.stdout
+    # The member's own certificate: served.
+    own = db1.run(f"ETCDCTL_API=3 etcdctl {endpoint} --cert=/etc/etcd/tls/host.crt --key=/etc/etcd/tls/host.key get /")
+    assert own.rc == 0, own.stderr
+    key = db1.file("/etc/etcd/tls/host.key")
+    assert (key.user, key.mode) == ("etcd", 0o600)
+    assert db1.file("/etc/procurement-pki/etcd/ca.key").mode == 0o600
+    assert not ops.file("/etc/procurement-pki/etcd").exists  # the authority's key stays on the first member
+
+
+def test_etcds_ports_open_only_to_its_peers_the_database_hosts_and_monitoring(nodes):
+    db1 = address(nodes["cluster-db1"])
+
+    def reaches(name: str, port: int) -> bool:
+        return nodes[name].run(f"timeout 3 bash -c '</dev/tcp/{db1}/{port}'").rc == 0
+
+    assert reaches("cluster-db2", 2379) and reaches("cluster-db2", 2380) and reaches("cluster-ops1", 2380)
+    for name in ("cluster-app1", "cluster-web1"):
+        assert not reaches(name, 2379) and not reaches(name, 2380) and not reaches(name, 2381), name
+    # Metrics: plain HTTP, to the monitoring host only, and scraped there.
+    assert reaches("cluster-ops1", 2381)
+    ops = nodes["cluster-ops1"]
+    query = "etcd_server_has_leader"
+    deadline = time.monotonic() + 90
+    while True:
+        out = json.loads(ops.check_output(f"curl -fsS 'http://127.0.0.1:9090/api/v1/query?query={query}'"))
+        found = {r["metric"]["instance"]: r["value"][1] for r in out["data"]["result"]}
+        if found == dict.fromkeys(MEMBERS, "1"):
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(5)
