@@ -69,3 +69,9 @@ def test_etcds_ports_open_only_to_its_peers_the_database_hosts_and_monitoring(no
             break
         assert time.monotonic() < deadline, found
         time.sleep(5)
+    # Its alerts are loaded, and none is pending or firing on the healthy cluster.
+    rules = json.loads(ops.check_output("curl -fsS http://127.0.0.1:9090/api/v1/rules"))
+    loaded = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
+    assert {"EtcdNoLeader", "EtcdMemberDown", "EtcdQuorumLost"} <= loaded
+    alerts = json.loads(ops.check_output("curl -fsS http://127.0.0.1:9090/api/v1/alerts"))["data"]["alerts"]
+    assert not [a for a in alerts if a["labels"]["alertname"].startswith("Etcd")], alerts
