@@ -36,6 +36,10 @@ EXPECTED_RULES = {
     "HighCpuUsage",
     "HighMemoryUsage",
     "HighDiskUsage",
+    # Loaded everywhere; quiet where no etcd job is scraped.
+    "EtcdNoLeader",
+    "EtcdMemberDown",
+    "EtcdQuorumLost",
 }
 # Exporters, the app's socket, Prometheus, Alertmanager and the test receiver.
 INTERNAL_PORTS = {
