@@ -20,9 +20,10 @@ export PROCUREMENT_REQUIRE_INSTALL_CHECK ?= 1
 # `make test` builds once before the scenarios start.
 ARTIFACT_PYTHONS ?= 3.11 3.13
 
-# One scenario per role, then the whole stack (with its alerts) and the cluster.
+# One scenario per role, then the whole stack (with its alerts), the cluster
+# and the database tier's failover (Patroni).
 ROLE_SCENARIOS ?= base postgresql redis nginx firewall
-STACK_SCENARIOS ?= stack cluster
+STACK_SCENARIOS ?= stack cluster failover
 SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 # Three at a time: much of a scenario's time is waiting (packages, services,
 # traffic under deploys), so three finish sooner than two on two cores.
@@ -160,3 +161,9 @@ bench-backup: deps ## Time the backup script against a bare pg_dump -Fc, and a r
 .PHONY: bench-pitr
 bench-pitr: deps ## PITR with pgBackRest on 1,000,000 order lines: RPO after a host loss, restore to a time, against the logical restore
 	$(MAKE) -C app bench-pitr
+
+.PHONY: bench-failover
+bench-failover: venv docker images artifacts ## Patroni failover on three containers: a killed leader and a switchover under ~20 writes/s (RESULT lines)
+	rm -f .cache/results/failover.txt
+	molecule test -s failover
+	cat .cache/results/failover.txt

@@ -156,12 +156,18 @@ def test_all_in_one_host_keeps_database_and_cache_on_loopback():
     assert all(entry["type"] in ("local", "host") for entry in hba)
 
 
-def test_cluster_sandbox_wires_its_hosts_as_the_cluster_scenario_does():
-    assert resolved("sandbox-cluster", "db2", "postgresql_replication_mode") == "replica"
-    # The address is db2's own once its facts are known (a cached run), else ansible_host.
-    replicas = resolved("sandbox-cluster", "db1", "postgresql_replicas")
-    assert [replica["name"] for replica in replicas] == ["db2"]
-    assert replicas[0]["address"] == resolved("sandbox-cluster", "db2", "procurement_private_address")
+def test_cluster_sandbox_runs_its_two_database_hosts_under_patroni():
+    for member, other in (("db1", "db2"), ("db2", "db1")):
+        assert resolved("sandbox-cluster", member, "postgresql_replication_mode") == "patroni"
+        # The address is the other member's own once its facts are known (a cached run), else ansible_host.
+        replicas = resolved("sandbox-cluster", member, "postgresql_replicas")
+        assert [replica["name"] for replica in replicas] == [other]
+        assert replicas[0]["address"] == resolved("sandbox-cluster", other, "procurement_private_address")
+    assert [m["name"] for m in resolved("sandbox-cluster", "db1", "patroni_members")] == ["db1", "db2"]
+    # The app nodes and the backup host reach the leader (or, for the dumps, a replica) through HAProxy.
+    assert resolved("sandbox-cluster", "app1", "app_db_host") == "127.0.0.1"
+    assert resolved("sandbox-cluster", "app1", "app_db_port") == 5000
+    assert resolved("sandbox-cluster", "ops1", "backup_db_port") == 5001
     upstreams = resolved("sandbox-cluster", "web1", "nginx_app_upstreams")
     assert len(upstreams) == 2
     assert resolved("sandbox-cluster", "web1", "nginx_static_root") == ""

@@ -112,6 +112,9 @@ def test_ports_default_to_the_owning_roles_defaults():
         "etcd_client": 2379,
         "etcd_peer": 2380,
         "etcd_metrics": 2381,
+        "patroni_restapi": 8008,
+        "haproxy_primary": 5000,
+        "haproxy_replica": 5001,
     }
 
 
@@ -236,6 +239,54 @@ def test_etcd_members_talk_to_each_other_and_serve_only_the_database_hosts():
     # No etcd group (the all-in-one layout): no member, no rule, no scrape job.
     assert decide("d", CLUSTER, ADDRESSES)["etcd"] == {"members": [], "ca_host": ""}
     assert "etcd" not in {job["job_name"] for job in decide("m", CLUSTER, ADDRESSES)["scrape_jobs"]}
+
+
+def test_several_db_hosts_make_a_patroni_cluster_its_clients_reach_through_haproxy():
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7"}
+    members = [{"name": "d", "address": "10.1.0.4"}, {"name": "r", "address": "10.1.0.7"}]
+    facts = {host: decide(host, groups, addresses) for host in addresses}
+    assert facts["a1"]["patroni"] == {
+        "enabled": True,
+        "members": members,
+        "ca_host": "d",
+        "endpoint_hosts": ["a1", "a2", "m"],
+        "scrape_ca_dir": "/etc/prometheus/patroni",
+    }
+    # The app and the backups reach the leader (or a replica) through HAProxy on their own host.
+    haproxy = {"name": "", "host": "127.0.0.1", "sslmode": "require", "local": False}
+    assert facts["a1"]["database"] == {**haproxy, "port": 5000}
+    assert facts["m"]["backup_database"] == {**haproxy, "port": 5000}
+    on_replica = decide("m", groups, addresses, {"backup_from_replica": True})["backup_database"]
+    assert on_replica == {**haproxy, "port": 5001}
+    # Every member answers every HAProxy host and the other members, whichever leads.
+    for member, other in (("d", "10.1.0.7"), ("r", "10.1.0.4")):
+        rules = {rule["port"]: rule for rule in facts[member]["firewall_rules"]}
+        assert rules[5432]["sources"] == ["10.1.0.2", "10.1.0.3", "10.1.0.6", other]
+        assert rules[8008]["sources"] == [other, "10.1.0.2", "10.1.0.3", "10.1.0.6"]
+        assert rules[2379]["sources"] == [a for a in ("10.1.0.4", "10.1.0.7", "10.1.0.6") if a != addresses[member]]
+        assert facts[member]["replicas"] == [m for m in members if m["name"] != member]
+    for host in ("a1", "m", "w"):
+        assert 8008 not in {rule["port"] for rule in facts[host]["firewall_rules"]}
+    # pgBackRest knows every member and finds the leader among them itself.
+    assert [h["name"] for h in facts["m"]["pgbackrest"]["pg_hosts"]] == ["d", "r"]
+    jobs = {job["job_name"]: job for job in facts["m"]["scrape_jobs"]}
+    assert jobs["patroni"]["scheme"] == "https"
+    assert jobs["patroni"]["tls_config"] == {"ca_file": "/etc/prometheus/patroni/ca.crt"}
+    assert [c["targets"] for c in jobs["patroni"]["static_configs"]] == [["10.1.0.4:8008"], ["10.1.0.7:8008"]]
+
+
+def test_one_db_host_stays_plain_postgresql_and_mixing_in_db_replica_is_refused():
+    facts = decide("a1", CLUSTER, ADDRESSES)
+    assert not facts["patroni"]["enabled"] and facts["patroni"]["members"] == []
+    assert facts["database"]["host"] == "10.1.0.4"
+    assert "patroni" not in {job["job_name"] for job in decide("m", CLUSTER, ADDRESSES)["scrape_jobs"]}
+    groups = {**CLUSTER, "db": ["d", "r"], "db_replica": ["x"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7", "x": "10.1.0.8"}
+    (problem,) = decide("a1", groups, addresses)["capacity"]["problems"]
+    assert "groups db (d, r) and db_replica (x)" in problem and "move the db_replica hosts into db" in problem
+    (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"]}, addresses, {"pgbouncer": True})["capacity"]["problems"]
+    assert problem.startswith("procurement_pgbouncer: PgBouncer in front of a Patroni cluster")
 
 
 # The capacity model -------------------------------------------------------

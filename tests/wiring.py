@@ -49,6 +49,8 @@ VARIABLES = [
     "postgresql_app_connections",
     "postgresql_reserved_connections",
     "redis_bind",
+    "patroni_members",
+    "haproxy_patroni_members",
 ]
 
 # Throwaway values for the Vault names the roles require; nothing is deployed.
@@ -61,6 +63,9 @@ SECRETS = dict.fromkeys(
         "vault_monitoring_db_password",
         "vault_replication_password",
         "vault_pgbackrest_cipher_pass",
+        "vault_patroni_superuser_password",
+        "vault_patroni_rewind_password",
+        "vault_patroni_restapi_password",
     ),
     _SECRET,
 )

@@ -163,7 +163,12 @@ def rendered(tmp_path_factory):
     sources = [*group_vars_files(), *(path for role in ROLES for path in role.rglob("*.y*ml"))]
     groups = {name for path in sources for match in GROUP_REFERENCE.findall(path.read_text()) for name in match if name}
     groups |= set(TIERS)
-    children = {name: {"hosts": dict.fromkeys(hosts, {})} for name in sorted(groups - {"all", "ungrouped"})}
+    # Every host is in every group, so the db group has several: the Patroni layout, beside which the
+    # topology refuses db_replica hosts (the replica mode renders nothing of its own).
+    children = {
+        name: {"hosts": dict.fromkeys(hosts if name != "db_replica" else [], {})}
+        for name in sorted(groups - {"all", "ungrouped"})
+    }
     inventory_data = {"all": {"hosts": hosts, "vars": host_vars, "children": children}}
     (inventory / "hosts.yml").write_text(yaml.safe_dump(inventory_data))
 

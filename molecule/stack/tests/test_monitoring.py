@@ -40,6 +40,11 @@ EXPECTED_RULES = {
     "EtcdNoLeader",
     "EtcdMemberDown",
     "EtcdQuorumLost",
+    # Likewise where no patroni job is scraped.
+    "PatroniNoLeader",
+    "PatroniMemberDown",
+    "PatroniReplicaLag",
+    "PatroniNoSyncStandby",
 }
 # Exporters, the app's socket, Prometheus, Alertmanager and the test receiver.
 INTERNAL_PORTS = {

@@ -36,6 +36,9 @@ PORTS = {
     "etcd_client": ("etcd_client_port", "etcd"),
     "etcd_peer": ("etcd_peer_port", "etcd"),
     "etcd_metrics": ("etcd_metrics_port", "etcd"),
+    "patroni_restapi": ("patroni_restapi_port", "patroni"),
+    "haproxy_primary": ("haproxy_primary_port", "haproxy"),
+    "haproxy_replica": ("haproxy_replica_port", "haproxy"),
 }
 # The inventory groups of the bundle.
 TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup", "etcd")
@@ -76,7 +79,12 @@ SCRAPE_JOBS = (
     ("nginx", ("web",), "nginx_exporter"),
     ("procurement", ("app",), "app"),
     ("etcd", ("etcd",), "etcd_metrics"),
+    # Only with several db hosts (Patroni); its REST API serves /metrics over TLS.
+    ("patroni", ("db",), "patroni_restapi"),
 )
+# Where a monitoring host keeps the certificate authority of Patroni's REST
+# API, to scrape it over verified TLS.
+PATRONI_SCRAPE_CA_DIR = "/etc/prometheus/patroni"
 
 
 class Topology:
@@ -89,6 +97,9 @@ class Topology:
         self.members = list(settings.get("hosts") or groups.get("all", []))
         self.pgbouncer = bool(settings.get("pgbouncer"))
         self.backup_from_replica = bool(settings.get("backup_from_replica"))
+        # Set by decide(): several db hosts (Patroni) and the hosts that reach them through HAProxy.
+        self.patroni = False
+        self.endpoint_hosts = []
         self._defaults = _role_defaults(Path(roles_dir))
         # Each hostvars[host] builds that host's variables anew: look each up once.
         self._host_vars = {}
@@ -143,8 +154,16 @@ class Topology:
         replicas, cache, backup = self.tier("db_replica"), self.tier("cache"), self.tier("backup")
         monitoring = self.tier("monitoring")
         primary = db[0] if db else ""
+        # Several db hosts make a Patroni cluster: the first takes over its own
+        # server as the first leader, the others are cloned from it, and any of
+        # them may lead later. Its clients reach the leader (or a replica)
+        # through HAProxy on their own host: the app nodes and backup hosts.
+        self.patroni = len(db) > 1
+        endpoint_hosts = _unique(app + backup) if self.patroni else []
+        self.endpoint_hosts = endpoint_hosts
+        standbys = db[1:] if self.patroni else replicas
         # Backups read the primary, or the first replica with backup_from_replica.
-        backup_source = ((replicas if self.backup_from_replica else []) + db + [""])[0]
+        backup_source = ((standbys if self.backup_from_replica else []) + db + [""])[0]
 
         peers = {
             "app": self.addresses(self.others(app)),
@@ -155,14 +174,22 @@ class Topology:
         }
         # Hosts that log in to the app database here: app nodes reach the
         # primary (unless PgBouncer pools them), backup hosts the host they dump.
-        clients = (app if me in db and not self.pgbouncer else []) + (backup if me == backup_source else [])
+        if self.patroni:
+            # Any member may lead: each answers every HAProxy host.
+            clients = endpoint_hosts if me in db else []
+        else:
+            clients = (app if me in db and not self.pgbouncer else []) + (backup if me == backup_source else [])
         peers["db_clients"] = self.addresses(_unique(self.others(clients)))
-        # The database port also answers the primary's replicas.
-        peers["db"] = _unique(peers["db_clients"] + (self.addresses(self.others(replicas)) if me in db else []))
+        # The database port also answers the primary's replicas (every other member under Patroni).
+        streams = db if self.patroni else replicas
+        peers["db"] = _unique(peers["db_clients"] + (self.addresses(self.others(streams)) if me in db else []))
         peers["pgbouncer"] = self.addresses(self.others(app)) if self.pgbouncer and me in db else []
+        peers["patroni"] = (
+            self.addresses(_unique(self.others(db) + endpoint_hosts)) if self.patroni and me in db else []
+        )
 
         ports = {name: self.port(me, name) for name in PORTS}
-        pgbackrest = self._pgbackrest(primary, replicas, backup)
+        pgbackrest = self._pgbackrest(primary, standbys, backup)
         etcd = self.tier("etcd")
         exporter_address = self.address(me) if peers["monitoring"] else "127.0.0.1"
         return {
@@ -171,14 +198,24 @@ class Topology:
             "ports": ports,
             "primary": primary,
             "primary_address": self.address(primary) if primary else "",
-            "replicas": [{"name": host, "address": self.address(host)} for host in self.others(replicas)],
+            # The servers that stream from this one: every other member under Patroni.
+            "replicas": [{"name": host, "address": self.address(host)} for host in self.others(streams)],
             "peers": peers,
             "database": self._database_endpoint(primary, pool=self.pgbouncer),
             "restore_target": self._database_endpoint(me if me in db or not primary else primary, pool=False),
             "backup_source": backup_source,
             "backup_database": self._database_endpoint(
-                me if me in db and not self.backup_from_replica else backup_source, pool=False
+                me if me in db and not self.backup_from_replica else backup_source,
+                pool=False,
+                replica=self.backup_from_replica,
             ),
+            "patroni": {
+                "enabled": self.patroni,
+                "members": [{"name": host, "address": self.address(host)} for host in db] if self.patroni else [],
+                "ca_host": primary if self.patroni else "",
+                "endpoint_hosts": endpoint_hosts,
+                "scrape_ca_dir": PATRONI_SCRAPE_CA_DIR,
+            },
             "cache_url": self._cache_url(cache),
             "pgbackrest": pgbackrest,
             # The etcd cluster: its members in inventory order, the first keeping its certificate authority.
@@ -258,6 +295,17 @@ class Topology:
         primary = (self.tier("db") or [""])[0]
         reserved = {**RESERVED, "backups": len(backup)}
         problems = []
+        if self.patroni and self.tier("db_replica"):
+            problems.append(
+                f"groups db ({', '.join(self.tier('db'))}) and db_replica ({', '.join(self.tier('db_replica'))}):"
+                " several db hosts form a Patroni cluster that clones its own replicas; move the db_replica hosts"
+                " into db"
+            )
+        if self.patroni and self.pgbouncer:
+            problems.append(
+                "procurement_pgbouncer: PgBouncer in front of a Patroni cluster (several db hosts) is not supported"
+                " yet; the app nodes reach the leader through HAProxy. Turn procurement_pgbouncer off"
+            )
         if self.pgbouncer and primary:
             pooled = self._number(primary, "pgbouncer_default_pool_size") + self._number(
                 primary, "pgbouncer_reserve_pool_size"
@@ -292,8 +340,15 @@ class Topology:
             "problems": problems,
         }
 
-    def _database_endpoint(self, server, pool):
-        """How this host reaches the app database on a server (inventory name)."""
+    def _database_endpoint(self, server, pool, replica=False):
+        """How this host reaches the app database on a server (inventory name).
+
+        Under Patroni a client host reaches whichever member leads (or a
+        replica) through its own HAProxy; TLS passes through it to PostgreSQL.
+        """
+        if self.host in self.endpoint_hosts:
+            port = self.port(self.host, "haproxy_replica" if replica else "haproxy_primary")
+            return {"name": "", "host": "127.0.0.1", "port": port, "sslmode": "require", "local": False}
         if not server:
             port = self.port(self.host, "postgresql")
             return {"name": "", "host": "", "port": port, "sslmode": "require", "local": False}
@@ -324,6 +379,12 @@ class Topology:
 
         if me in databases:
             allow(ports["postgresql"], peers["db"], "PostgreSQL from app nodes, replicas and backup hosts")
+        # Patroni's REST API: the other members, the HAProxy hosts' health checks and Prometheus.
+        allow(
+            ports["patroni_restapi"],
+            _unique(peers["patroni"] + (peers["monitoring"] if peers["patroni"] else [])),
+            "Patroni REST API from members, HAProxy hosts and monitoring",
+        )
         allow(ports["pgbouncer"], peers["pgbouncer"], "PgBouncer from app nodes")
         if me in cache:
             allow(ports["redis"], peers["app"], "Redis from app nodes")
@@ -389,6 +450,8 @@ class Topology:
         """One static config per watched host, labelled with its inventory name."""
         jobs = []
         for job_name, job_groups, port_name in SCRAPE_JOBS:
+            if job_name == "patroni" and not self.patroni:
+                continue
             members = {host for group in job_groups for host in self.tier(group)}
             configs = []
             for host in self.members:
@@ -401,8 +464,13 @@ class Topology:
                     address = "127.0.0.1" if port_name == "app" else exporter_address
                 target = f"{address}:{self.port(host, port_name)}"
                 configs.append({"targets": [target], "labels": {"instance": host}})
+            if job_name == "patroni":
+                # Over TLS, checked against Patroni's authority (the monitoring play installs it).
+                tls = {"scheme": "https", "tls_config": {"ca_file": f"{PATRONI_SCRAPE_CA_DIR}/ca.crt"}}
+            else:
+                tls = {}
             if configs:
-                jobs.append({"job_name": job_name, "static_configs": configs})
+                jobs.append({"job_name": job_name, **tls, "static_configs": configs})
         return jobs
 
 

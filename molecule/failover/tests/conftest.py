@@ -1,0 +1,96 @@
+"""Helpers of the failover scenario: every host by name, and the stack scenario's clients."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+os.environ.setdefault("PROCUREMENT_SERVER_NAME", "procurement.failover.test")
+STACK_TESTS = Path(__file__).resolve().parents[2] / "stack" / "tests"
+_spec = importlib.util.spec_from_file_location("stack_conftest", STACK_TESTS / "conftest.py")
+stack = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = stack  # dataclasses look their module up there
+_spec.loader.exec_module(stack)
+
+PROJECT = stack.PROJECT
+SERVER_NAME = stack.SERVER_NAME
+failed_units = stack.failed_units
+vault_values = stack.vault_values
+# The load balancer's HTTPS, published on the controller's loopback (molecule.yml).
+LB_PORT = 9446
+DB_HOSTS = ("failover-db1", "failover-db2")
+QUERY = "runuser -u postgres -- psql -X -tA -d procurement_db -c {query!r}"
+
+
+class Writer(stack.Writer):
+    """The stack scenario's writer, one write at a time with 70 ms between them."""
+
+    interval = 0.07
+
+
+class Writers:
+    """Two writers side by side through the load balancer: about 20 writes a second here."""
+
+    def __init__(self, token: str, prefix: str, limit_seconds: float = 300):
+        self.prefix = prefix
+        self.threads = [Writer(LB_PORT, token, prefix=f"{prefix} {n}", limit_seconds=limit_seconds) for n in range(2)]
+
+    def start(self):
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self):
+        for thread in self.threads:
+            thread.stop()
+
+    @property
+    def writes(self) -> list:
+        return sorted((w for thread in self.threads for w in thread.writes), key=lambda w: w.sent)
+
+
+@pytest.fixture(scope="session")
+def nodes() -> dict:
+    """Every host of the scenario, by inventory name."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    hosts = testinfra.get_hosts([f"ansible://all?ansible_inventory={inventory}"])
+    return {h.backend.get_hostname(): h for h in hosts}
+
+
+@pytest.fixture(scope="session")
+def secrets() -> dict:
+    return vault_values()
+
+
+@pytest.fixture(scope="session")
+def lb(nodes):
+    return stack.Api(nodes["failover-app1"], SERVER_NAME)
+
+
+def members(node) -> dict[str, dict]:
+    """The cluster as Patroni lists it, asked on one member: {name: {Role, State, TL, ...}}."""
+    out = node.check_output("/usr/local/sbin/procurement-patronictl list --format json")
+    return {member["Member"]: member for member in json.loads(out)}
+
+
+def psql(node, query: str) -> str:
+    return node.check_output(QUERY.format(query=query))
+
+
+def address(node) -> str:
+    return node.check_output("hostname -I").split()[0]
+
+
+def allowed_sources(node) -> dict[str, set[str]]:
+    """The firewall's allowed sources by port ("5432/tcp"), from `ufw status` (To, Action, From, # comment)."""
+    allowed: dict[str, set[str]] = {}
+    for line in node.check_output("ufw status").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == "ALLOW":
+            allowed.setdefault(fields[0], set()).add(fields[2])
+    return allowed
