@@ -189,7 +189,14 @@ def test_manual_backup_script_and_psql_restore_as_written_under_traffic(host, se
         starting = time.monotonic()
         host.check_output("systemctl start procurement.service")
         wait_ready(host)
-        time.sleep(3)
+        # nginx took the stopped app out of its upstream for nginx_upstream_fail_timeout (10 s) at a time;
+        # writes go on once that window ends, which may be after the app is ready.
+        deadline = time.monotonic() + 30
+        while not any(w.status == 201 and w.sent > starting for w in writer.writes):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        time.sleep(1)
     finally:
         writer.stop()
         host.run(f"rm -rf {work}")
