@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,49 @@ def allowed_sources(node) -> dict[str, set[str]]:
         if len(fields) >= 3 and fields[1] == "ALLOW":
             allowed.setdefault(fields[0], set()).add(fields[2])
     return allowed
+
+
+RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def run_playbook(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+
+
+def leader(nodes) -> str:
+    for name in DB_HOSTS:
+        listed = nodes[name].run("/usr/local/sbin/procurement-patronictl list --format json")
+        if listed.rc == 0:
+            found = [m for m, v in members(nodes[name]).items() if v["Role"] == "Leader"]
+            if found:
+                return found[0]
+    return ""
+
+
+def wait_for_cluster(nodes, asked_on: str, timeout: float = 180) -> dict:
+    """Until one member leads and every other one replicates (running or streaming) on its timeline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = members(nodes[asked_on])
+        leaders = [v for v in state.values() if v["Role"] == "Leader"]
+        replicas = [v for v in state.values() if v["Role"] != "Leader"]
+        if (
+            len(leaders) == 1
+            and len(state) == len(DB_HOSTS)
+            and all(v["State"] in ("running", "streaming") and v.get("TL") == leaders[0].get("TL") for v in replicas)
+        ):
+            return state
+        assert time.monotonic() < deadline, f"the cluster did not settle: {state}"
+        time.sleep(2)
+
+
+def names_on(node, prefix: str) -> set[str]:
+    return set(psql(node, f"select name from suppliers where name like '{prefix}%'").split("\n")) - {""}
