@@ -184,6 +184,21 @@ def test_a_damaged_repository_fails_the_drill_at_verify(cluster):
     assert "verify left to the repository host" in skipped.stdout + skipped.stderr, skipped.stderr[-2000:]
 
 
+def test_a_server_in_recovery_leaves_the_drill_to_the_one_taking_writes(cluster):
+    """A replica (here the server restarted as a standby of nothing) skips with 75, restoring nothing."""
+    cluster.stop()
+    (cluster.base / "data/standby.signal").touch()
+    shutil.chown(cluster.base / "data/standby.signal", "postgres")
+    cluster.as_postgres(
+        f"{cluster.bin}/pg_ctl", "-D", str(cluster.base / "data"), "-l", str(cluster.base / "pg.log"), "-w", "start"
+    )
+    assert cluster.sql("SELECT pg_is_in_recovery()").strip() == "t"
+    result = cluster.drill()
+    assert result.returncode == 75, result.stdout + result.stderr
+    assert "skipped: this server is a replica" in result.stdout
+    assert not list((cluster.base / "work").glob("pgbackrest-drill.*"))
+
+
 def test_the_outcome_is_written_for_node_exporter_and_keeps_the_last_success(tmp_path):
     state, textfile = tmp_path / "state", tmp_path / "textfile"
     state.mkdir()
@@ -206,3 +221,10 @@ def test_the_outcome_is_written_for_node_exporter_and_keeps_the_last_success(tmp
     assert failed['procurement_restore_drill_last_success{kind="physical"}'] == "0"
     assert failed['procurement_restore_drill_last_success_timestamp_seconds{kind="physical"}'] == succeeded_at
     assert oct((textfile / "procurement_restore_drill_physical.prom").stat().st_mode & 0o777) == "0o644"
+    # A skipped run (a replica) takes this host's outcome away: the leader's drill reports it.
+    subprocess.run(
+        ["/usr/bin/python3", str(DRILL), "metrics", str(state), str(textfile)],
+        env={**os.environ, "SERVICE_RESULT": "success", "EXIT_STATUS": "75"},
+        check=True,
+    )
+    assert not (textfile / "procurement_restore_drill_physical.prom").exists()

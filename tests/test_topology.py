@@ -165,6 +165,7 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
         "repo_hosts": ["h1"],
         "repos": [],
         "ca_host": "",
+        "drill_hosts": ["h1"],
     }
     assert not [rule for rule in decide("h1", aio, {"h1": "10.2.0.1"})["firewall_rules"] if rule["port"] == 8432]
     # Backups on hosts of their own: one repository on each, reached over TLS; the first keeps the CA.
@@ -176,6 +177,7 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
         "repo_hosts": ["m", "c"],
         "repos": [{"name": "m", "address": "10.1.0.6"}, {"name": "c", "address": "10.1.0.5"}],
         "ca_host": "m",
+        "drill_hosts": ["d"],
     }
     # A replica runs a TLS server too: the repository hosts back up from it.
     with_replica = decide("m", {**two, "db_replica": ["r"]}, {**ADDRESSES, "r": "10.1.0.7"})["pgbackrest"]
@@ -268,8 +270,10 @@ def test_several_db_hosts_make_a_patroni_cluster_its_clients_reach_through_hapro
         assert facts[member]["replicas"] == [m for m in members if m["name"] != member]
     for host in ("a1", "m", "w"):
         assert 8008 not in {rule["port"] for rule in facts[host]["firewall_rules"]}
-    # pgBackRest knows every member and finds the leader among them itself.
+    # pgBackRest knows every member and finds the leader among them itself; each member carries the drill,
+    # which only the leader runs.
     assert [h["name"] for h in facts["m"]["pgbackrest"]["pg_hosts"]] == ["d", "r"]
+    assert facts["m"]["pgbackrest"]["drill_hosts"] == ["d", "r"]
     jobs = {job["job_name"]: job for job in facts["m"]["scrape_jobs"]}
     assert jobs["patroni"]["scheme"] == "https"
     assert jobs["patroni"]["tls_config"] == {"ca_file": "/etc/prometheus/patroni/ca.crt"}
@@ -287,6 +291,9 @@ def test_one_db_host_stays_plain_postgresql_and_mixing_in_db_replica_is_refused(
     assert "groups db (d, r) and db_replica (x)" in problem and "move the db_replica hosts into db" in problem
     (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"]}, addresses, {"pgbouncer": True})["capacity"]["problems"]
     assert problem.startswith("procurement_pgbouncer: PgBouncer in front of a Patroni cluster")
+    # A member that is also a backup host would keep the only repository on one member.
+    (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"], "backup": ["r"]}, addresses)["capacity"]["problems"]
+    assert "groups db (d, r) and backup (r): r is in both" in problem
 
 
 # The capacity model -------------------------------------------------------

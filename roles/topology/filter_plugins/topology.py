@@ -301,6 +301,13 @@ class Topology:
                 " several db hosts form a Patroni cluster that clones its own replicas; move the db_replica hosts"
                 " into db"
             )
+        shared = [host for host in backup if host in self.tier("db")]
+        if self.patroni and shared:
+            problems.append(
+                f"groups db ({', '.join(self.tier('db'))}) and backup ({', '.join(backup)}): {', '.join(shared)} is"
+                " in both; under Patroni any member may lead, and pgBackRest's repository must stay where every"
+                " member reaches it. Put the backup group on other hosts"
+            )
         if self.patroni and self.pgbouncer:
             problems.append(
                 "procurement_pgbouncer: PgBouncer in front of a Patroni cluster (several db hosts) is not supported"
@@ -443,6 +450,9 @@ class Topology:
             else [],
             "repo_hosts": backup,
             "repos": [{"name": host, "address": self.address(host)} for host in backup] if remote else [],
+            # The physical drill needs the server taking writes: the primary, or under Patroni every
+            # member (each skips it while a replica).
+            "drill_hosts": ([primary, *replicas] if self.patroni else [primary]) if mode != "off" else [],
             "ca_host": backup[0] if remote else "",
         }
 
