@@ -22,6 +22,7 @@ _spec.loader.exec_module(stack)
 PROJECT = stack.PROJECT
 SERVER_NAME = stack.SERVER_NAME
 Poller = stack.Poller
+deploy = stack.deploy
 concurrent_writes = stack.concurrent_writes
 too_many_clients = stack.too_many_clients
 stop_postgresql = stack.stop_postgresql

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ _spec.loader.exec_module(stack)
 PROJECT = stack.PROJECT
 SERVER_NAME = stack.SERVER_NAME
 failed_units = stack.failed_units
+run_playbook = stack.deploy
 vault_values = stack.vault_values
 # The load balancer's HTTPS, published on the controller's loopback (molecule.yml).
 LB_PORT = 9446
@@ -100,18 +100,6 @@ def allowed_sources(node) -> dict[str, set[str]]:
 
 
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def run_playbook(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
 
 
 def leader(nodes) -> str:

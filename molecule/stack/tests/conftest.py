@@ -38,6 +38,19 @@ TARGETS = {
 }
 
 
+def deploy(*extra: str) -> subprocess.CompletedProcess:
+    """ansible-playbook against the scenario's inventory, as an operator runs it (plain output, captured)."""
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+
+
 def vault_values() -> dict:
     out = subprocess.run(
         ["ansible-vault", "view", "--vault-password-file", str(VAULT_PASSWORD), str(VAULT)],

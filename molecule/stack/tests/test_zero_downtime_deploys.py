@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, Poller
+from conftest import PROJECT, Poller, deploy
 
 PORTS = {"stack-debian12": 9443, "stack-debian13": 9444}
 
@@ -58,18 +57,6 @@ def release_tree(
             timeout=900,
         )
     return tree
-
-
-def deploy(*extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
 
 
 def current_release(host) -> str:
