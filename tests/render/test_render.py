@@ -163,10 +163,14 @@ def rendered(tmp_path_factory):
     sources = [*group_vars_files(), *(path for role in ROLES for path in role.rglob("*.y*ml"))]
     groups = {name for path in sources for match in GROUP_REFERENCE.findall(path.read_text()) for name in match if name}
     groups |= set(TIERS)
-    # Every host is in every group, so the db group has several: the Patroni layout, beside which the
-    # topology refuses db_replica hosts (the replica mode renders nothing of its own).
+    # Every platform's host is in every group but backup, so the db group has several: the Patroni layout,
+    # beside which the topology refuses db_replica hosts (the replica mode renders nothing of its own) and a
+    # backup host among the members. The backup group is one more host of its own.
+    platform_hosts = list(hosts)
+    hosts["render-backup"] = {"render_facts_file": str(HERE / "facts" / "debian12.json")}
+    members = {"db_replica": [], "db": platform_hosts, "backup": ["render-backup"]}
     children = {
-        name: {"hosts": dict.fromkeys(hosts if name != "db_replica" else [], {})}
+        name: {"hosts": dict.fromkeys(members.get(name, list(hosts)), {})}
         for name in sorted(groups - {"all", "ungrouped"})
     }
     inventory_data = {"all": {"hosts": hosts, "vars": host_vars, "children": children}}
@@ -187,7 +191,7 @@ def rendered(tmp_path_factory):
             gathering = explicit
             fact_caching = memory
             stdout_callback = ansible.builtin.json
-            forks = {len(FACTS)}
+            forks = {len(hosts)}
             retry_files_enabled = false
             host_key_checking = false
             """
