@@ -115,6 +115,7 @@ def test_ports_default_to_the_owning_roles_defaults():
         "patroni_restapi": 8008,
         "haproxy_primary": 5000,
         "haproxy_replica": 5001,
+        "haproxy_pooled": 5002,
     }
 
 
@@ -253,6 +254,7 @@ def test_several_db_hosts_make_a_patroni_cluster_its_clients_reach_through_hapro
         "members": members,
         "ca_host": "d",
         "endpoint_hosts": ["a1", "a2", "m"],
+        "pooled": False,
         "scrape_ca_dir": "/etc/prometheus/patroni",
     }
     # The app and the backups reach the leader (or a replica) through HAProxy on their own host.
@@ -280,6 +282,24 @@ def test_several_db_hosts_make_a_patroni_cluster_its_clients_reach_through_hapro
     assert [c["targets"] for c in jobs["patroni"]["static_configs"]] == [["10.1.0.4:8008"], ["10.1.0.7:8008"]]
 
 
+def test_pgbouncer_on_every_member_pools_the_app_nodes_through_their_haproxy():
+    """procurement_pgbouncer with several db hosts: PgBouncer on each member, the app nodes' HAProxy reaching
+    the leader's on a third listener; only the backup hosts and the members reach PostgreSQL itself."""
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7"}
+    facts = {host: decide(host, groups, addresses, {"pgbouncer": True}) for host in addresses}
+    assert facts["a1"]["patroni"]["pooled"] and not facts["a1"]["capacity"]["problems"]
+    haproxy = {"name": "", "host": "127.0.0.1", "sslmode": "require", "local": False}
+    assert facts["a1"]["database"] == {**haproxy, "port": 5002}
+    assert facts["m"]["backup_database"] == {**haproxy, "port": 5000}
+    for member, other in (("d", "10.1.0.7"), ("r", "10.1.0.4")):
+        rules = {rule["port"]: rule for rule in facts[member]["firewall_rules"]}
+        assert rules[6432]["sources"] == ["10.1.0.2", "10.1.0.3"]
+        assert rules[5432]["sources"] == ["10.1.0.6", other]
+        assert rules[8008]["sources"] == [other, "10.1.0.2", "10.1.0.3", "10.1.0.6"]
+        assert facts[member]["listen"]["pgbouncer"] == ["127.0.0.1", addresses[member]]
+
+
 def test_one_db_host_stays_plain_postgresql_and_mixing_in_db_replica_is_refused():
     facts = decide("a1", CLUSTER, ADDRESSES)
     assert not facts["patroni"]["enabled"] and facts["patroni"]["members"] == []
@@ -289,8 +309,6 @@ def test_one_db_host_stays_plain_postgresql_and_mixing_in_db_replica_is_refused(
     addresses = {**ADDRESSES, "r": "10.1.0.7", "x": "10.1.0.8"}
     (problem,) = decide("a1", groups, addresses)["capacity"]["problems"]
     assert "groups db (d, r) and db_replica (x)" in problem and "move the db_replica hosts into db" in problem
-    (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"]}, addresses, {"pgbouncer": True})["capacity"]["problems"]
-    assert problem.startswith("procurement_pgbouncer: PgBouncer in front of a Patroni cluster")
     # A member that is also a backup host would keep the only repository on one member.
     (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"], "backup": ["r"]}, addresses)["capacity"]["problems"]
     assert "groups db (d, r) and backup (r): r is in both" in problem

@@ -39,6 +39,7 @@ PORTS = {
     "patroni_restapi": ("patroni_restapi_port", "patroni"),
     "haproxy_primary": ("haproxy_primary_port", "haproxy"),
     "haproxy_replica": ("haproxy_replica_port", "haproxy"),
+    "haproxy_pooled": ("haproxy_pooled_port", "haproxy"),
 }
 # The inventory groups of the bundle.
 TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup", "etcd")
@@ -175,8 +176,9 @@ class Topology:
         # Hosts that log in to the app database here: app nodes reach the
         # primary (unless PgBouncer pools them), backup hosts the host they dump.
         if self.patroni:
-            # Any member may lead: each answers every HAProxy host.
-            clients = endpoint_hosts if me in db else []
+            # Any member may lead: each answers every HAProxy host (with PgBouncer on every member, the app
+            # nodes reach it there, and only the backup hosts reach PostgreSQL itself).
+            clients = (backup if self.pgbouncer else endpoint_hosts) if me in db else []
         else:
             clients = (app if me in db and not self.pgbouncer else []) + (backup if me == backup_source else [])
         peers["db_clients"] = self.addresses(_unique(self.others(clients)))
@@ -214,6 +216,8 @@ class Topology:
                 "members": [{"name": host, "address": self.address(host)} for host in db] if self.patroni else [],
                 "ca_host": primary if self.patroni else "",
                 "endpoint_hosts": endpoint_hosts,
+                # PgBouncer on every member, the app nodes' HAProxy reaching the leader's.
+                "pooled": self.patroni and self.pgbouncer,
                 "scrape_ca_dir": PATRONI_SCRAPE_CA_DIR,
             },
             "cache_url": self._cache_url(cache),
@@ -308,11 +312,6 @@ class Topology:
                 " in both; under Patroni any member may lead, and pgBackRest's repository must stay where every"
                 " member reaches it. Put the backup group on other hosts"
             )
-        if self.patroni and self.pgbouncer:
-            problems.append(
-                "procurement_pgbouncer: PgBouncer in front of a Patroni cluster (several db hosts) is not supported"
-                " yet; the app nodes reach the leader through HAProxy. Turn procurement_pgbouncer off"
-            )
         if self.pgbouncer and primary:
             pooled = self._number(primary, "pgbouncer_default_pool_size") + self._number(
                 primary, "pgbouncer_reserve_pool_size"
@@ -354,7 +353,8 @@ class Topology:
         replica) through its own HAProxy; TLS passes through it to PostgreSQL.
         """
         if self.host in self.endpoint_hosts:
-            port = self.port(self.host, "haproxy_replica" if replica else "haproxy_primary")
+            listener = "haproxy_replica" if replica else ("haproxy_pooled" if pool else "haproxy_primary")
+            port = self.port(self.host, listener)
             return {"name": "", "host": "127.0.0.1", "port": port, "sslmode": "require", "local": False}
         if not server:
             port = self.port(self.host, "postgresql")
