@@ -142,19 +142,15 @@ def test_independent_hosts_see_no_peers():
     assert {config["labels"]["instance"] for job in facts["scrape_jobs"] for config in job["static_configs"]} == {"h1"}
 
 
-def test_backups_from_a_replica_read_it_and_restores_still_write_the_primary():
-    groups = {**CLUSTER, "db_replica": ["r"]}
+def test_backups_from_a_replica_read_it_and_restores_still_write_the_leader():
+    """Under Patroni the backup host reads a replica through its HAProxy's 5001 and restores through 5000."""
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
     addresses = {**ADDRESSES, "r": "10.1.0.7"}
     facts = decide("m", groups, addresses, {"backup_from_replica": True})
     assert facts["backup_source"] == "r"
-    assert facts["backup_database"]["host"] == "10.1.0.7"
-    assert facts["restore_target"] == {
-        "name": "d",
-        "host": "10.1.0.4",
-        "port": 5432,
-        "sslmode": "require",
-        "local": False,
-    }
+    haproxy = {"name": "", "host": "127.0.0.1", "sslmode": "require", "local": False}
+    assert facts["backup_database"] == {**haproxy, "port": 5001}
+    assert facts["restore_target"] == {**haproxy, "port": 5000}
 
 
 def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup_host():
@@ -180,8 +176,8 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
         "ca_host": "m",
         "drill_hosts": ["d"],
     }
-    # A replica runs a TLS server too: the repository hosts back up from it.
-    with_replica = decide("m", {**two, "db_replica": ["r"]}, {**ADDRESSES, "r": "10.1.0.7"})["pgbackrest"]
+    # Every member of a Patroni cluster runs a TLS server too: the repository hosts back up from a standby.
+    with_replica = decide("m", {**two, "db": ["d", "r"]}, {**ADDRESSES, "r": "10.1.0.7"})["pgbackrest"]
     assert with_replica["pg_hosts"] == [{"name": "d", "address": "10.1.0.4"}, {"name": "r", "address": "10.1.0.7"}]
     # No backup host, or no database: nothing to archive to or from.
     assert decide("d", {**CLUSTER, "backup": []}, ADDRESSES)["pgbackrest"]["mode"] == "off"
@@ -189,7 +185,7 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
 
 
 def test_pgbackrests_tls_port_opens_only_between_the_database_and_the_repository_hosts():
-    two = {**CLUSTER, "backup": ["m", "c"], "db_replica": ["r"]}
+    two = {**CLUSTER, "backup": ["m", "c"], "db": ["d", "r"]}
     addresses = {**ADDRESSES, "r": "10.1.0.7"}
 
     def rules(host):
@@ -206,7 +202,7 @@ def test_pgbackrests_tls_port_opens_only_between_the_database_and_the_repository
 
 
 def test_etcd_members_talk_to_each_other_and_serve_only_the_database_hosts():
-    groups = {**CLUSTER, "db_replica": ["r"], "etcd": ["d", "r", "m"]}
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
     addresses = {**ADDRESSES, "r": "10.1.0.7"}
 
     def rules(host):
@@ -300,15 +296,17 @@ def test_pgbouncer_on_every_member_pools_the_app_nodes_through_their_haproxy():
         assert facts[member]["listen"]["pgbouncer"] == ["127.0.0.1", addresses[member]]
 
 
-def test_one_db_host_stays_plain_postgresql_and_mixing_in_db_replica_is_refused():
+def test_one_db_host_stays_plain_postgresql_and_db_replica_is_refused():
     facts = decide("a1", CLUSTER, ADDRESSES)
     assert not facts["patroni"]["enabled"] and facts["patroni"]["members"] == []
     assert facts["database"]["host"] == "10.1.0.4"
     assert "patroni" not in {job["job_name"] for job in decide("m", CLUSTER, ADDRESSES)["scrape_jobs"]}
-    groups = {**CLUSTER, "db": ["d", "r"], "db_replica": ["x"]}
+    # Streaming replicas beside one primary are gone: the hosts belong in db, as Patroni members.
     addresses = {**ADDRESSES, "r": "10.1.0.7", "x": "10.1.0.8"}
-    (problem,) = decide("a1", groups, addresses)["capacity"]["problems"]
-    assert "groups db (d, r) and db_replica (x)" in problem and "move the db_replica hosts into db" in problem
+    for db in (["d"], ["d", "r"]):
+        (problem,) = decide("a1", {**CLUSTER, "db": db, "db_replica": ["x"]}, addresses)["capacity"]["problems"]
+        assert problem.startswith("group db_replica (x): streaming replicas beside one primary are gone")
+        assert "Move the db_replica hosts into db" in problem
     # A member that is also a backup host would keep the only repository on one member.
     (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"], "backup": ["r"]}, addresses)["capacity"]["problems"]
     assert "groups db (d, r) and backup (r): r is in both" in problem

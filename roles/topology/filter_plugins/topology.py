@@ -75,7 +75,7 @@ SITE_PORTS = ((80, "HTTP"), (443, "HTTPS"))
 # Prometheus jobs: the groups each one scrapes and the port it reads.
 SCRAPE_JOBS = (
     ("node", ("all",), "node_exporter"),
-    ("postgresql", ("db", "db_replica"), "postgres_exporter"),
+    ("postgresql", ("db",), "postgres_exporter"),
     ("redis", ("cache",), "redis_exporter"),
     ("nginx", ("web",), "nginx_exporter"),
     ("procurement", ("app",), "app"),
@@ -152,7 +152,7 @@ class Topology:
     def decide(self):
         me = self.host
         app, web, db = self.tier("app"), self.tier("web"), self.tier("db")
-        replicas, cache, backup = self.tier("db_replica"), self.tier("cache"), self.tier("backup")
+        cache, backup = self.tier("cache"), self.tier("backup")
         monitoring = self.tier("monitoring")
         primary = db[0] if db else ""
         # Several db hosts make a Patroni cluster: the first takes over its own
@@ -162,7 +162,7 @@ class Topology:
         self.patroni = len(db) > 1
         endpoint_hosts = _unique(app + backup) if self.patroni else []
         self.endpoint_hosts = endpoint_hosts
-        standbys = db[1:] if self.patroni else replicas
+        standbys = db[1:] if self.patroni else []
         # Backups read the primary, or the first replica with backup_from_replica.
         backup_source = ((standbys if self.backup_from_replica else []) + db + [""])[0]
 
@@ -171,7 +171,6 @@ class Topology:
             "web": self.addresses(self.others(web)),
             "monitoring": self.addresses(self.others(monitoring)),
             "backup": self.others(backup),
-            "db_replica": self.others(replicas),
         }
         # Hosts that log in to the app database here: app nodes reach the
         # primary (unless PgBouncer pools them), backup hosts the host they dump.
@@ -182,8 +181,8 @@ class Topology:
         else:
             clients = (app if me in db and not self.pgbouncer else []) + (backup if me == backup_source else [])
         peers["db_clients"] = self.addresses(_unique(self.others(clients)))
-        # The database port also answers the primary's replicas (every other member under Patroni).
-        streams = db if self.patroni else replicas
+        # The database port also answers the other members of a Patroni cluster (replication, pg_rewind).
+        streams = db if self.patroni else []
         peers["db"] = _unique(peers["db_clients"] + (self.addresses(self.others(streams)) if me in db else []))
         peers["pgbouncer"] = self.addresses(self.others(app)) if self.pgbouncer and me in db else []
         peers["patroni"] = (
@@ -248,7 +247,7 @@ class Topology:
                 peers,
                 ports,
                 app,
-                db + replicas,
+                db,
                 cache,
                 web,
                 pgbackrest_remote=pgbackrest["mode"] == "remote",
@@ -299,11 +298,11 @@ class Topology:
         primary = (self.tier("db") or [""])[0]
         reserved = {**RESERVED, "backups": len(backup)}
         problems = []
-        if self.patroni and self.tier("db_replica"):
+        if self.tier("db_replica"):
             problems.append(
-                f"groups db ({', '.join(self.tier('db'))}) and db_replica ({', '.join(self.tier('db_replica'))}):"
-                " several db hosts form a Patroni cluster that clones its own replicas; move the db_replica hosts"
-                " into db"
+                f"group db_replica ({', '.join(self.tier('db_replica'))}): streaming replicas beside one primary are"
+                " gone; several db hosts form a Patroni cluster that clones its own replicas and fails over by"
+                " itself (with an etcd group of three). Move the db_replica hosts into db"
             )
         shared = [host for host in backup if host in self.tier("db")]
         if self.patroni and shared:
@@ -327,7 +326,7 @@ class Topology:
             server_side = clients
         max_connections = server_side + sum(reserved.values())
         # A value the inventory pins is what the server admits.
-        for server in self.tier("db") + self.tier("db_replica"):
+        for server in self.tier("db"):
             pinned = self.value(server, "postgresql_max_connections")
             if pinned is not None and str(pinned).strip().isdigit() and int(pinned) < max_connections:
                 problems.append(
