@@ -63,19 +63,19 @@ def test_non_default_ports_reach_every_rule_upstream_target_and_env():
     assert hosts["cache1"]["redis_exporter_redis_address"] == "redis://127.0.0.1:6380"
 
     env = dict(line.split("=", 1) for line in hosts["app1"]["env"].splitlines() if "=" in line)
-    assert env["PROCUREMENT_DB_HOST"] == "10.0.0.31" and env["PROCUREMENT_DB_PORT"] == "5433"
+    # db1 and db2 are a Patroni cluster: the app reaches the leader through its HAProxy's chosen port.
+    assert env["PROCUREMENT_DB_HOST"] == "127.0.0.1" and env["PROCUREMENT_DB_PORT"] == "5100"
     assert env["PROCUREMENT_REDIS_URL"] == "redis://10.0.0.41:6380/0"
     assert env["PROCUREMENT_BIND"] == "0.0.0.0:8100"
-    # Backups dump the primary on its port; a restore writes there too.
-    assert (hosts["ops1"]["backup_db_host"], hosts["ops1"]["backup_db_port"]) == ("10.0.0.31", 5433)
-    assert hosts["ops1"]["backup_restore_server"] == "db1"
-    assert hosts["ops1"]["backup_restore_db_port"] == 5433
+    # Backups dump the leader through the backup host's HAProxy; a restore writes there too.
+    assert (hosts["ops1"]["backup_db_host"], hosts["ops1"]["backup_db_port"]) == ("127.0.0.1", 5100)
+    assert hosts["ops1"]["backup_restore_db_port"] == 5100
 
 
 def test_pgbouncer_sits_on_its_own_port_in_front_of_the_chosen_server_port():
     hosts = wiring(PORTS_INVENTORY, procurement_pgbouncer=True)
     env = dict(line.split("=", 1) for line in hosts["app2"]["env"].splitlines() if "=" in line)
-    assert env["PROCUREMENT_DB_PORT"] == "6433"
+    assert env["PROCUREMENT_DB_PORT"] == "5102"
     assert hosts["db1"]["pgbouncer_server_port"] == 5433
     rules = {rule["port"]: rule["sources"] for rule in hosts["db1"]["firewall_rules"] if rule.get("sources")}
     assert rules[6433] == ["10.0.0.21", "10.0.0.22"]
