@@ -1,0 +1,96 @@
+"""Adding and removing a member, after the failover tests: failover-db3 starts in no tier, joins the cluster
+when site.yml runs with it in the db group (Patroni clones it from whichever member leads), and leaves by
+remove-member.yml; site.yml without it then takes it out of HAProxy and the firewalls. The cluster is back to
+its two members for the tests after these."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import DB_HOSTS, PROJECT, address, allowed_sources, leader, members, names_on, psql, run_playbook
+
+NEW = "failover-db3"
+PATRONI = "patroni@15-main"
+
+
+def settle(nodes, expected: set[str], timeout: float = 240) -> dict:
+    """Until exactly the expected members are listed, one leads, and the others stream on its timeline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = members(nodes[DB_HOSTS[0]])
+        leaders = [v for v in state.values() if v["Role"] == "Leader"]
+        if (
+            set(state) == expected
+            and len(leaders) == 1
+            and all(
+                v["State"] in ("running", "streaming") and v.get("TL") == leaders[0].get("TL")
+                for v in state.values()
+                if v["Role"] != "Leader"
+            )
+        ):
+            return state
+        assert time.monotonic() < deadline, f"the cluster did not settle as {sorted(expected)}: {state}"
+        time.sleep(2)
+
+
+def haproxy_servers(node) -> str:
+    return node.check_output("grep -E '^\\s+server ' /etc/haproxy/haproxy.cfg")
+
+
+def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secrets, tmp_path):
+    new = nodes[NEW]
+    app = nodes["failover-app1"]
+    extra = tmp_path / "member.yml"
+    extra.write_text(f"db:\n  hosts:\n    {NEW}:\n")
+
+    joined = run_playbook("-i", str(extra), str(PROJECT / "playbooks/site.yml"))
+    assert joined.returncode == 0, joined.stdout[-4000:] + joined.stderr[-2000:]
+    settle(nodes, {*DB_HOSTS, NEW})
+    assert new.service(PATRONI).is_running and new.service(PATRONI).is_enabled
+    # A write through the load balancer reaches the new member.
+    name = f"member {time.time_ns()}"
+    lb.ok("POST", "/suppliers", secrets["vault_app_admin_token"], {"name": name, "category": "it"})
+    deadline = time.monotonic() + 30
+    while names_on(new, name) != {name}:
+        assert time.monotonic() < deadline, "the new member lacks the write"
+        time.sleep(1)
+    # The app node's HAProxy checks it, and the leader lets it replicate.
+    assert address(new) in haproxy_servers(app)
+    leading = leader(nodes)
+    assert address(new) in allowed_sources(nodes[leading])["5432/tcp"]
+
+    # The lead goes to the new member first, so that its removal hands the lead back.
+    handed = run_playbook(
+        str(PROJECT / "playbooks/switchover.yml"), "-i", str(extra), "-e", json.dumps({"switchover_candidate": NEW})
+    )
+    assert handed.returncode == 0, handed.stdout[-4000:] + handed.stderr[-2000:]
+    assert leader(nodes) == NEW
+
+    left = run_playbook(
+        "-i", str(extra), str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": NEW})
+    )
+    assert left.returncode == 0, left.stdout[-4000:] + left.stderr[-2000:]
+    state = settle(nodes, set(DB_HOSTS))
+    assert not new.service(PATRONI).is_running and not new.service(PATRONI).is_enabled
+    assert not new.service("postgresql@15-main").is_running
+    assert new.file("/var/lib/postgresql/15/main/PG_VERSION").exists, "the data directory stays"
+    leading = next(m for m, v in state.items() if v["Role"] == "Leader")
+    slots = psql(nodes[leading], "select slot_name from pg_replication_slots").split()
+    assert "failover_db3" not in slots, slots
+
+    # Again with the member out of the db group: the others forget it.
+    forgot = run_playbook(str(PROJECT / "playbooks/site.yml"))
+    assert forgot.returncode == 0, forgot.stdout[-4000:] + forgot.stderr[-2000:]
+    assert address(new) not in haproxy_servers(app)
+    for member in DB_HOSTS:
+        assert address(new) not in allowed_sources(nodes[member]).get("5432/tcp", set()), member
+
+
+def test_remove_member_refuses_to_leave_fewer_than_two(nodes):
+    refused = run_playbook(
+        str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": DB_HOSTS[1]})
+    )
+    assert refused.returncode != 0
+    assert "remove_member:" in refused.stdout and "at least two" in refused.stdout, refused.stdout[-3000:]
+    assert set(members(nodes[DB_HOSTS[0]])) == set(DB_HOSTS)
