@@ -1,11 +1,13 @@
 """Adding and removing a member, after the failover tests: failover-db3 starts in no tier, joins the cluster
 when site.yml runs with it in the db group (Patroni clones it from whichever member leads), and leaves by
-remove-member.yml; site.yml without it then takes it out of HAProxy and the firewalls. The cluster is back to
-its two members for the tests after these."""
+remove-member.yml; site.yml without it then takes it out of HAProxy and the firewalls. The joining run also
+rotates the database password, which reaches the leader and, by replication, every member; the last run
+rotates it back. The cluster is back to its two members and its password for the tests after these."""
 
 from __future__ import annotations
 
 import json
+import secrets as random_secrets
 import time
 
 from conftest import DB_HOSTS, PROJECT, address, allowed_sources, leader, members, names_on, psql, run_playbook
@@ -34,6 +36,10 @@ def settle(nodes, expected: set[str], timeout: float = 240) -> dict:
         time.sleep(2)
 
 
+def verifier(node) -> str:
+    return psql(node, "select rolpassword from pg_authid where rolname = 'procurement_user'")
+
+
 def haproxy_servers(node) -> str:
     return node.check_output("grep -E '^\\s+server ' /etc/haproxy/haproxy.cfg")
 
@@ -43,10 +49,19 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
     app = nodes["failover-app1"]
     extra = tmp_path / "member.yml"
     extra.write_text(f"db:\n  hosts:\n    {NEW}:\n")
+    before = verifier(nodes[leader(nodes)])
+    # The rotated password from a 0600 file, never on a command line.
+    rotated = tmp_path / "rotation.json"
+    rotated.touch(mode=0o600)
+    rotated.write_text(json.dumps({"vault_db_password": random_secrets.token_urlsafe(32)}))
 
-    joined = run_playbook("-i", str(extra), str(PROJECT / "playbooks/site.yml"))
+    joined = run_playbook("-i", str(extra), "-e", f"@{rotated}", str(PROJECT / "playbooks/site.yml"))
+    rotated.unlink()
     assert joined.returncode == 0, joined.stdout[-4000:] + joined.stderr[-2000:]
     settle(nodes, {*DB_HOSTS, NEW})
+    # The rotation reached the leader, and every member holds the same verifier.
+    after = {name: verifier(nodes[name]) for name in (*DB_HOSTS, NEW)}
+    assert len(set(after.values())) == 1 and before not in after.values(), after
     assert new.service(PATRONI).is_running and new.service(PATRONI).is_enabled
     # A write through the load balancer reaches the new member.
     name = f"member {time.time_ns()}"
@@ -85,6 +100,9 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
     assert address(new) not in haproxy_servers(app)
     for member in DB_HOSTS:
         assert address(new) not in allowed_sources(nodes[member]).get("5432/tcp", set()), member
+    # That run rotated the password back, and the app writes with it.
+    assert verifier(nodes[leader(nodes)]) == before
+    lb.ok("POST", "/suppliers", secrets["vault_app_admin_token"], {"name": f"{name} after", "category": "it"})
 
 
 def test_remove_member_refuses_to_leave_fewer_than_two(nodes):
