@@ -38,8 +38,8 @@ def settle(nodes, expected: set[str], timeout: float = 240) -> dict:
 
 
 def said(result) -> str:
-    """The run's output with Ansible's line wrapping undone."""
-    return " ".join(result.stdout.split())
+    """What the run printed (failures go to stderr), with Ansible's line wrapping undone."""
+    return " ".join((result.stdout + result.stderr).split())
 
 
 def verifier(node) -> str:
@@ -91,11 +91,11 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
         "-e",
         json.dumps({"switchover_candidate": asynchronous}),
     )
-    assert refused.returncode != 0 and "synchronous standby only" in said(refused), refused.stdout[-3000:]
+    assert refused.returncode != 0 and "synchronous standby only" in said(refused), said(refused)[-3000:]
     refused = run_playbook(
         "-i", str(extra), str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": leading})
     )
-    assert refused.returncode != 0 and f"{leading} leads the cluster" in said(refused), refused.stdout[-3000:]
+    assert refused.returncode != 0 and f"{leading} leads the cluster" in said(refused), said(refused)[-3000:]
     assert members(nodes[DB_HOSTS[0]]).keys() == state.keys() and leader(nodes) == leading
 
     left = run_playbook(
@@ -126,5 +126,5 @@ def test_remove_member_refuses_to_leave_fewer_than_two(nodes):
         str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": DB_HOSTS[1]})
     )
     assert refused.returncode != 0
-    assert "remove_member:" in said(refused) and "at least two" in said(refused), refused.stdout[-3000:]
+    assert "remove_member:" in said(refused) and "at least two" in said(refused), said(refused)[-3000:]
     assert set(members(nodes[DB_HOSTS[0]])) == set(DB_HOSTS)
