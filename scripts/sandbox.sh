@@ -7,7 +7,7 @@
 #
 # SANDBOX picks the topology: "aio" (default) is one all-in-one host
 # (inventory/sandbox); "cluster" is six hosts, one tier each, with a
-# PostgreSQL replica and two app nodes behind the load balancer
+# two-member Patroni cluster and two app nodes behind the load balancer
 # (inventory/sandbox-cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."

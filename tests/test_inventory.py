@@ -88,31 +88,19 @@ def test_database_port_opens_only_to_app_nodes_replicas_and_backup_hosts():
     assert all(rule["port"] not in (80, 443) for rule in rules)
 
 
-def test_replica_streams_from_the_primary_through_its_own_slot_and_opens_no_database_port():
-    """Its exporters to the monitoring host, and pgBackRest's TLS server to the backup host, which backs up from it."""
-    assert resolved("production.example", "db2.example.com", "postgresql_replication_mode") == "replica"
-    assert resolved("production.example", "db2.example.com", "postgresql_primary_host") == "db1.example.com"
-    assert resolved("production.example", "db1.example.com", "postgresql_replication_mode") == "primary"
-    assert resolved("production.example", "db1.example.com", "postgresql_replicas") == [
-        {"name": "db2.example.com", "address": "db2.example.com"}
-    ]
-    rules = resolved("production.example", "db2.example.com", "firewall_rules")
-    assert {rule["port"]: rule["sources"] for rule in rules} == {
-        9100: ["ops1.example.com"],
-        9187: ["ops1.example.com"],
-        8432: ["ops1.example.com"],
-    }
-
-
-def test_backups_from_a_replica_open_the_replica_to_the_backup_host_only():
-    primary = resolved("production.example", "db1.example.com", "topology_facts", backup_from_replica=True)["peers"][
-        "db"
-    ]
-    replica = resolved("production.example", "db2.example.com", "topology_facts", backup_from_replica=True)["peers"][
-        "db"
-    ]
-    assert sorted(primary) == ["app1.example.com", "app2.example.com", "db2.example.com"]
-    assert replica == ["ops1.example.com"]
+def test_the_two_database_hosts_run_under_patroni_and_answer_their_peers_only():
+    """Each member lists the other for replication and pg_rewind; its database port answers the app nodes and
+    the backup host (through their HAProxy, whichever member leads) and the other member; Patroni's REST API
+    the same hosts; pgBackRest's TLS server the backup host."""
+    for member, other in (("db1.example.com", "db2.example.com"), ("db2.example.com", "db1.example.com")):
+        facts = resolved("production.example", member, "topology_facts")
+        assert facts["patroni"]["enabled"]
+        assert facts["replicas"] == [{"name": other, "address": other}]
+        rules = {rule["port"]: sorted(rule.get("sources", [])) for rule in facts["firewall_rules"]}
+        peers = sorted(["app1.example.com", "app2.example.com", "ops1.example.com", other])
+        assert rules[5432] == peers and rules[8008] == peers
+        assert rules[8432] == ["ops1.example.com"]
+    assert resolved("production.example", "db2.example.com", "postgresql_replication_mode") == "patroni"
 
 
 def test_a_web_host_opens_only_http_and_https_to_everyone():
@@ -164,9 +152,9 @@ def test_cluster_sandbox_runs_its_two_database_hosts_under_patroni():
         assert [replica["name"] for replica in replicas] == [other]
         assert replicas[0]["address"] == resolved("sandbox-cluster", other, "procurement_private_address")
     assert [m["name"] for m in resolved("sandbox-cluster", "db1", "patroni_members")] == ["db1", "db2"]
-    # The app nodes and the backup host reach the leader (or, for the dumps, a replica) through HAProxy.
+    # The app nodes reach the leader's PgBouncer, the backup host a replica (for the dumps), through HAProxy.
     assert resolved("sandbox-cluster", "app1", "app_db_host") == "127.0.0.1"
-    assert resolved("sandbox-cluster", "app1", "app_db_port") == 5000
+    assert resolved("sandbox-cluster", "app1", "app_db_port") == 5002
     assert resolved("sandbox-cluster", "ops1", "backup_db_port") == 5001
     upstreams = resolved("sandbox-cluster", "web1", "nginx_app_upstreams")
     assert len(upstreams) == 2
@@ -187,7 +175,8 @@ def test_peer_lists_keep_inventory_order_from_run_to_run():
 
 
 def test_pgbouncer_takes_the_app_nodes_off_the_database_port():
-    """With procurement_pgbouncer the app nodes reach PgBouncer on 6432; 5432 keeps the backup host and replica."""
+    """With procurement_pgbouncer the app nodes reach PgBouncer on 6432 (through their HAProxy's 5002, whichever
+    member leads); 5432 keeps the backup host and the other member."""
     on = {"procurement_pgbouncer": True}
     rules = {rule["port"]: rule for rule in resolved("production.example", "db1.example.com", "firewall_rules", **on)}
     assert rules[6432]["sources"] == ["app1.example.com", "app2.example.com"]
@@ -198,8 +187,8 @@ def test_pgbouncer_takes_the_app_nodes_off_the_database_port():
     assert listen == ["127.0.0.1", "db1.example.com"]
     # The primary's connections are PgBouncer's pool (20 + 5), not nodes x workers x pool.
     assert resolved("production.example", "db1.example.com", "postgresql_app_connections", **on) == 25
-    assert resolved("production.example", "app1.example.com", "app_db_port", **on) == 6432
+    assert resolved("production.example", "app1.example.com", "app_db_port", **on) == 5002
     assert resolved("production.example", "app1.example.com", "app_db_prepared_statements", **on) is False
     # Off (the default), nothing of it shows.
     assert 6432 not in {rule["port"] for rule in resolved("production.example", "db1.example.com", "firewall_rules")}
-    assert resolved("production.example", "app1.example.com", "app_db_port") == 5432
+    assert resolved("production.example", "app1.example.com", "app_db_port") == 5000

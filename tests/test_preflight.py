@@ -18,7 +18,16 @@ BIN = Path(sys.executable).parent
 _spec = importlib.util.spec_from_file_location("topology", ROOT / "roles/topology/filter_plugins/topology.py")
 topology = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(topology)
-ENTRY_PLAYBOOKS = ["site.yml", "deploy.yml", "upgrade.yml", "rollback.yml", "restore.yml", "backup.yml"]
+ENTRY_PLAYBOOKS = [
+    "site.yml",
+    "deploy.yml",
+    "upgrade.yml",
+    "rollback.yml",
+    "restore.yml",
+    "backup.yml",
+    "switchover.yml",
+    "remove-member.yml",
+]
 
 
 def env() -> dict[str, str]:

@@ -63,19 +63,19 @@ def test_non_default_ports_reach_every_rule_upstream_target_and_env():
     assert hosts["cache1"]["redis_exporter_redis_address"] == "redis://127.0.0.1:6380"
 
     env = dict(line.split("=", 1) for line in hosts["app1"]["env"].splitlines() if "=" in line)
-    assert env["PROCUREMENT_DB_HOST"] == "10.0.0.31" and env["PROCUREMENT_DB_PORT"] == "5433"
+    # db1 and db2 are a Patroni cluster: the app reaches the leader through its HAProxy's chosen port.
+    assert env["PROCUREMENT_DB_HOST"] == "127.0.0.1" and env["PROCUREMENT_DB_PORT"] == "5100"
     assert env["PROCUREMENT_REDIS_URL"] == "redis://10.0.0.41:6380/0"
     assert env["PROCUREMENT_BIND"] == "0.0.0.0:8100"
-    # Backups dump the primary on its port; a restore writes there too.
-    assert (hosts["ops1"]["backup_db_host"], hosts["ops1"]["backup_db_port"]) == ("10.0.0.31", 5433)
-    assert hosts["ops1"]["backup_restore_server"] == "db1"
-    assert hosts["ops1"]["backup_restore_db_port"] == 5433
+    # Backups dump the leader through the backup host's HAProxy; a restore writes there too.
+    assert (hosts["ops1"]["backup_db_host"], hosts["ops1"]["backup_db_port"]) == ("127.0.0.1", 5100)
+    assert hosts["ops1"]["backup_restore_db_port"] == 5100
 
 
 def test_pgbouncer_sits_on_its_own_port_in_front_of_the_chosen_server_port():
     hosts = wiring(PORTS_INVENTORY, procurement_pgbouncer=True)
     env = dict(line.split("=", 1) for line in hosts["app2"]["env"].splitlines() if "=" in line)
-    assert env["PROCUREMENT_DB_PORT"] == "6433"
+    assert env["PROCUREMENT_DB_PORT"] == "5102"
     assert hosts["db1"]["pgbouncer_server_port"] == 5433
     rules = {rule["port"]: rule["sources"] for rule in hosts["db1"]["firewall_rules"] if rule.get("sources")}
     assert rules[6433] == ["10.0.0.21", "10.0.0.22"]
@@ -115,6 +115,7 @@ def test_ports_default_to_the_owning_roles_defaults():
         "patroni_restapi": 8008,
         "haproxy_primary": 5000,
         "haproxy_replica": 5001,
+        "haproxy_pooled": 5002,
     }
 
 
@@ -141,19 +142,15 @@ def test_independent_hosts_see_no_peers():
     assert {config["labels"]["instance"] for job in facts["scrape_jobs"] for config in job["static_configs"]} == {"h1"}
 
 
-def test_backups_from_a_replica_read_it_and_restores_still_write_the_primary():
-    groups = {**CLUSTER, "db_replica": ["r"]}
+def test_backups_from_a_replica_read_it_and_restores_still_write_the_leader():
+    """Under Patroni the backup host reads a replica through its HAProxy's 5001 and restores through 5000."""
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
     addresses = {**ADDRESSES, "r": "10.1.0.7"}
     facts = decide("m", groups, addresses, {"backup_from_replica": True})
     assert facts["backup_source"] == "r"
-    assert facts["backup_database"]["host"] == "10.1.0.7"
-    assert facts["restore_target"] == {
-        "name": "d",
-        "host": "10.1.0.4",
-        "port": 5432,
-        "sslmode": "require",
-        "local": False,
-    }
+    haproxy = {"name": "", "host": "127.0.0.1", "sslmode": "require", "local": False}
+    assert facts["backup_database"] == {**haproxy, "port": 5001}
+    assert facts["restore_target"] == {**haproxy, "port": 5000}
 
 
 def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup_host():
@@ -179,8 +176,8 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
         "ca_host": "m",
         "drill_hosts": ["d"],
     }
-    # A replica runs a TLS server too: the repository hosts back up from it.
-    with_replica = decide("m", {**two, "db_replica": ["r"]}, {**ADDRESSES, "r": "10.1.0.7"})["pgbackrest"]
+    # Every member of a Patroni cluster runs a TLS server too: the repository hosts back up from a standby.
+    with_replica = decide("m", {**two, "db": ["d", "r"]}, {**ADDRESSES, "r": "10.1.0.7"})["pgbackrest"]
     assert with_replica["pg_hosts"] == [{"name": "d", "address": "10.1.0.4"}, {"name": "r", "address": "10.1.0.7"}]
     # No backup host, or no database: nothing to archive to or from.
     assert decide("d", {**CLUSTER, "backup": []}, ADDRESSES)["pgbackrest"]["mode"] == "off"
@@ -188,7 +185,7 @@ def test_pgbackrest_keeps_its_repository_on_the_primary_only_when_it_is_a_backup
 
 
 def test_pgbackrests_tls_port_opens_only_between_the_database_and_the_repository_hosts():
-    two = {**CLUSTER, "backup": ["m", "c"], "db_replica": ["r"]}
+    two = {**CLUSTER, "backup": ["m", "c"], "db": ["d", "r"]}
     addresses = {**ADDRESSES, "r": "10.1.0.7"}
 
     def rules(host):
@@ -205,7 +202,7 @@ def test_pgbackrests_tls_port_opens_only_between_the_database_and_the_repository
 
 
 def test_etcd_members_talk_to_each_other_and_serve_only_the_database_hosts():
-    groups = {**CLUSTER, "db_replica": ["r"], "etcd": ["d", "r", "m"]}
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
     addresses = {**ADDRESSES, "r": "10.1.0.7"}
 
     def rules(host):
@@ -253,6 +250,7 @@ def test_several_db_hosts_make_a_patroni_cluster_its_clients_reach_through_hapro
         "members": members,
         "ca_host": "d",
         "endpoint_hosts": ["a1", "a2", "m"],
+        "pooled": False,
         "scrape_ca_dir": "/etc/prometheus/patroni",
     }
     # The app and the backups reach the leader (or a replica) through HAProxy on their own host.
@@ -280,17 +278,35 @@ def test_several_db_hosts_make_a_patroni_cluster_its_clients_reach_through_hapro
     assert [c["targets"] for c in jobs["patroni"]["static_configs"]] == [["10.1.0.4:8008"], ["10.1.0.7:8008"]]
 
 
-def test_one_db_host_stays_plain_postgresql_and_mixing_in_db_replica_is_refused():
+def test_pgbouncer_on_every_member_pools_the_app_nodes_through_their_haproxy():
+    """procurement_pgbouncer with several db hosts: PgBouncer on each member, the app nodes' HAProxy reaching
+    the leader's on a third listener; only the backup hosts and the members reach PostgreSQL itself."""
+    groups = {**CLUSTER, "db": ["d", "r"], "etcd": ["d", "r", "m"]}
+    addresses = {**ADDRESSES, "r": "10.1.0.7"}
+    facts = {host: decide(host, groups, addresses, {"pgbouncer": True}) for host in addresses}
+    assert facts["a1"]["patroni"]["pooled"] and not facts["a1"]["capacity"]["problems"]
+    haproxy = {"name": "", "host": "127.0.0.1", "sslmode": "require", "local": False}
+    assert facts["a1"]["database"] == {**haproxy, "port": 5002}
+    assert facts["m"]["backup_database"] == {**haproxy, "port": 5000}
+    for member, other in (("d", "10.1.0.7"), ("r", "10.1.0.4")):
+        rules = {rule["port"]: rule for rule in facts[member]["firewall_rules"]}
+        assert rules[6432]["sources"] == ["10.1.0.2", "10.1.0.3"]
+        assert rules[5432]["sources"] == ["10.1.0.6", other]
+        assert rules[8008]["sources"] == [other, "10.1.0.2", "10.1.0.3", "10.1.0.6"]
+        assert facts[member]["listen"]["pgbouncer"] == ["127.0.0.1", addresses[member]]
+
+
+def test_one_db_host_stays_plain_postgresql_and_db_replica_is_refused():
     facts = decide("a1", CLUSTER, ADDRESSES)
     assert not facts["patroni"]["enabled"] and facts["patroni"]["members"] == []
     assert facts["database"]["host"] == "10.1.0.4"
     assert "patroni" not in {job["job_name"] for job in decide("m", CLUSTER, ADDRESSES)["scrape_jobs"]}
-    groups = {**CLUSTER, "db": ["d", "r"], "db_replica": ["x"]}
+    # Streaming replicas beside one primary are gone: the hosts belong in db, as Patroni members.
     addresses = {**ADDRESSES, "r": "10.1.0.7", "x": "10.1.0.8"}
-    (problem,) = decide("a1", groups, addresses)["capacity"]["problems"]
-    assert "groups db (d, r) and db_replica (x)" in problem and "move the db_replica hosts into db" in problem
-    (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"]}, addresses, {"pgbouncer": True})["capacity"]["problems"]
-    assert problem.startswith("procurement_pgbouncer: PgBouncer in front of a Patroni cluster")
+    for db in (["d"], ["d", "r"]):
+        (problem,) = decide("a1", {**CLUSTER, "db": db, "db_replica": ["x"]}, addresses)["capacity"]["problems"]
+        assert problem.startswith("group db_replica (x): streaming replicas beside one primary are gone")
+        assert "Move the db_replica hosts into db" in problem
     # A member that is also a backup host would keep the only repository on one member.
     (problem,) = decide("a1", {**CLUSTER, "db": ["d", "r"], "backup": ["r"]}, addresses)["capacity"]["problems"]
     assert "groups db (d, r) and backup (r): r is in both" in problem

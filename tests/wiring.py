@@ -43,7 +43,6 @@ VARIABLES = [
     "postgresql_listen_addresses",
     "postgresql_hba_entries",
     "postgresql_replication_mode",
-    "postgresql_primary_host",
     "postgresql_replicas",
     "postgresql_archive_command",
     "postgresql_app_connections",

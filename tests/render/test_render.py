@@ -164,8 +164,8 @@ def rendered(tmp_path_factory):
     groups = {name for path in sources for match in GROUP_REFERENCE.findall(path.read_text()) for name in match if name}
     groups |= set(TIERS)
     # Every platform's host is in every group but backup, so the db group has several: the Patroni layout,
-    # beside which the topology refuses db_replica hosts (the replica mode renders nothing of its own) and a
-    # backup host among the members. The backup group is one more host of its own.
+    # beside which the topology refuses a backup host among the members (the backup group is one more host of
+    # its own) and any db_replica host (a group left over from the replica layout, which is gone).
     platform_hosts = list(hosts)
     hosts["render-backup"] = {"render_facts_file": str(HERE / "facts" / "debian12.json")}
     members = {"db_replica": [], "db": platform_hosts, "backup": ["render-backup"]}

@@ -1,4 +1,4 @@
-"""The scaled-out topology: load balancing, replication, network reach and rolling deploys."""
+"""The scaled-out topology: load balancing, replication (a Patroni cluster), network reach and rolling deploys."""
 
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ def test_a_row_written_through_the_api_is_on_the_replica_within_5_seconds(nodes,
 
 
 def test_replication_runs_over_tls_through_the_replicas_slot(nodes):
+    """Patroni's replication: over TLS (sslmode require), through a slot named after the member."""
     ssl = psql(
         nodes["cluster-db1"],
         "select s.ssl from pg_stat_ssl s join pg_stat_replication r on r.pid = s.pid",
@@ -116,7 +117,7 @@ def test_the_replica_refuses_writes(nodes):
 
 
 def test_database_ports_answer_the_app_nodes_and_the_replica_only(nodes):
-    """PostgreSQL answers the replica; the app nodes come through PgBouncer."""
+    """PostgreSQL answers the other member and the backup host; the app nodes come through PgBouncer."""
     primary = address(nodes["cluster-db1"])
     reach = {
         port: {
@@ -125,7 +126,7 @@ def test_database_ports_answer_the_app_nodes_and_the_replica_only(nodes):
         }
         for port in (5432, 6432)
     }
-    assert {name for name, ok in reach[5432].items() if ok} == {"cluster-db2"}, reach
+    assert {name for name, ok in reach[5432].items() if ok} == {"cluster-db2", "cluster-ops1"}, reach
     assert {name for name, ok in reach[6432].items() if ok} == {"cluster-app1", "cluster-app2"}, reach
 
 
@@ -177,7 +178,9 @@ def test_pgbouncer_pools_the_app_nodes_over_tls(nodes, secrets, lb):
     app1 = nodes["cluster-app1"]
     # The service runs with server-side prepares off, as transaction pooling needs.
     assert "PROCUREMENT_DB_PREPARED_STATEMENTS=false" in app1.file("/opt/procurement/.env").content_string
-    assert "PROCUREMENT_DB_PORT=6432" in app1.file("/opt/procurement/.env").content_string
+    # The app reaches the leader's PgBouncer through its own HAProxy.
+    env = app1.file("/opt/procurement/.env").content_string
+    assert "PROCUREMENT_DB_HOST=127.0.0.1" in env and "PROCUREMENT_DB_PORT=5002" in env, env
     # TLS is required; the app's own password logs in with it.
     probe = (
         "import sys, psycopg\n"
@@ -216,8 +219,9 @@ def test_pgbouncer_pools_the_app_nodes_over_tls(nodes, secrets, lb):
 def test_backups_read_the_replica_and_restore_in_the_drill(nodes):
     ops = nodes["cluster-ops1"]
     assert ops.run("systemctl start procurement-backup.service").rc == 0
+    # Through the backup host's HAProxy, to a replica.
     conf = ops.file("/etc/procurement/backup.conf").content_string
-    assert address(nodes["cluster-db2"]) in conf
+    assert "DB_HOST=127.0.0.1" in conf and "DB_PORT=5001" in conf, conf
     assert ops.run("systemctl start procurement-restore-drill.service").rc == 0
     marker = ops.file("/var/lib/prometheus/node-exporter/procurement_restore_drill.prom").content_string
     assert re.search(r"^procurement_restore_drill_last_success 1$", marker, re.M), marker

@@ -1,8 +1,8 @@
 """Backups and restores on the Patroni cluster, after the failover tests have moved its leader: pgBackRest
-backs up from the standby and archives from whichever member leads, the physical drill runs on the leader
-alone, the manual's dump reads a replica through HAProxy, and restore.yml brings a dump back into the
-leader, or the whole cluster back to a point in time (the first member restored and leading, the other
-cloned from it again)."""
+backs up from the standby and archives from whichever member leads, the manual's dump reads a replica
+through HAProxy, and restore.yml brings a dump back into the leader, or the whole cluster back to a point
+in time (the first member restored and leading, the other cloned from it again). The physical drill on
+the leader after a failover is the cluster scenario's (test_pgbackrest_remote.py)."""
 
 from __future__ import annotations
 
@@ -50,25 +50,6 @@ def test_pgbackrest_backs_up_from_the_standby_and_archives_from_the_leader_where
     timeline = psql(nodes[now_leading], "select timeline_id from pg_control_checkpoint()")
     newest_wal = json.loads(pgbackrest(ops, "--output=json", "info"))[0]["archive"][0]["max"]
     assert newest_wal.startswith(f"{int(timeline):08X}"), (timeline, newest_wal)
-
-
-def test_the_physical_drill_runs_where_the_writes_go_and_the_replica_leaves_it(nodes):
-    """Every member carries the drill's timer; after the failover the leader is not the first member."""
-    now_leading = leader(nodes)
-    for name in DB_HOSTS:
-        node = nodes[name]
-        assert node.service("pgbackrest-drill.timer").is_enabled
-        since = node.check_output("date +%s")
-        result = node.run("systemctl start pgbackrest-drill.service")
-        journal = node.check_output(f"journalctl -u pgbackrest-drill.service --since @{since} --no-pager -o cat")
-        assert result.rc == 0, journal
-        outcome = node.file("/var/lib/prometheus/node-exporter/procurement_restore_drill_physical.prom")
-        if name == now_leading:
-            assert "identical row for row; pg_amcheck found no corruption" in journal
-            assert 'procurement_restore_drill_last_success{kind="physical"} 1' in outcome.content_string
-        else:
-            assert "skipped: this server is a replica" in journal
-            assert not outcome.exists
 
 
 def test_the_manuals_dump_reads_a_replica_and_its_restore_writes_to_the_leader(nodes, secrets, lb):

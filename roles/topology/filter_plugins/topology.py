@@ -39,6 +39,7 @@ PORTS = {
     "patroni_restapi": ("patroni_restapi_port", "patroni"),
     "haproxy_primary": ("haproxy_primary_port", "haproxy"),
     "haproxy_replica": ("haproxy_replica_port", "haproxy"),
+    "haproxy_pooled": ("haproxy_pooled_port", "haproxy"),
 }
 # The inventory groups of the bundle.
 TIERS = ("web", "app", "db", "db_replica", "cache", "monitoring", "backup", "etcd")
@@ -74,7 +75,7 @@ SITE_PORTS = ((80, "HTTP"), (443, "HTTPS"))
 # Prometheus jobs: the groups each one scrapes and the port it reads.
 SCRAPE_JOBS = (
     ("node", ("all",), "node_exporter"),
-    ("postgresql", ("db", "db_replica"), "postgres_exporter"),
+    ("postgresql", ("db",), "postgres_exporter"),
     ("redis", ("cache",), "redis_exporter"),
     ("nginx", ("web",), "nginx_exporter"),
     ("procurement", ("app",), "app"),
@@ -151,7 +152,7 @@ class Topology:
     def decide(self):
         me = self.host
         app, web, db = self.tier("app"), self.tier("web"), self.tier("db")
-        replicas, cache, backup = self.tier("db_replica"), self.tier("cache"), self.tier("backup")
+        cache, backup = self.tier("cache"), self.tier("backup")
         monitoring = self.tier("monitoring")
         primary = db[0] if db else ""
         # Several db hosts make a Patroni cluster: the first takes over its own
@@ -161,7 +162,7 @@ class Topology:
         self.patroni = len(db) > 1
         endpoint_hosts = _unique(app + backup) if self.patroni else []
         self.endpoint_hosts = endpoint_hosts
-        standbys = db[1:] if self.patroni else replicas
+        standbys = db[1:] if self.patroni else []
         # Backups read the primary, or the first replica with backup_from_replica.
         backup_source = ((standbys if self.backup_from_replica else []) + db + [""])[0]
 
@@ -170,18 +171,18 @@ class Topology:
             "web": self.addresses(self.others(web)),
             "monitoring": self.addresses(self.others(monitoring)),
             "backup": self.others(backup),
-            "db_replica": self.others(replicas),
         }
         # Hosts that log in to the app database here: app nodes reach the
         # primary (unless PgBouncer pools them), backup hosts the host they dump.
         if self.patroni:
-            # Any member may lead: each answers every HAProxy host.
-            clients = endpoint_hosts if me in db else []
+            # Any member may lead: each answers every HAProxy host (with PgBouncer on every member, the app
+            # nodes reach it there, and only the backup hosts reach PostgreSQL itself).
+            clients = (backup if self.pgbouncer else endpoint_hosts) if me in db else []
         else:
             clients = (app if me in db and not self.pgbouncer else []) + (backup if me == backup_source else [])
         peers["db_clients"] = self.addresses(_unique(self.others(clients)))
-        # The database port also answers the primary's replicas (every other member under Patroni).
-        streams = db if self.patroni else replicas
+        # The database port also answers the other members of a Patroni cluster (replication, pg_rewind).
+        streams = db if self.patroni else []
         peers["db"] = _unique(peers["db_clients"] + (self.addresses(self.others(streams)) if me in db else []))
         peers["pgbouncer"] = self.addresses(self.others(app)) if self.pgbouncer and me in db else []
         peers["patroni"] = (
@@ -214,6 +215,8 @@ class Topology:
                 "members": [{"name": host, "address": self.address(host)} for host in db] if self.patroni else [],
                 "ca_host": primary if self.patroni else "",
                 "endpoint_hosts": endpoint_hosts,
+                # PgBouncer on every member, the app nodes' HAProxy reaching the leader's.
+                "pooled": self.patroni and self.pgbouncer,
                 "scrape_ca_dir": PATRONI_SCRAPE_CA_DIR,
             },
             "cache_url": self._cache_url(cache),
@@ -244,7 +247,7 @@ class Topology:
                 peers,
                 ports,
                 app,
-                db + replicas,
+                db,
                 cache,
                 web,
                 pgbackrest_remote=pgbackrest["mode"] == "remote",
@@ -295,11 +298,11 @@ class Topology:
         primary = (self.tier("db") or [""])[0]
         reserved = {**RESERVED, "backups": len(backup)}
         problems = []
-        if self.patroni and self.tier("db_replica"):
+        if self.tier("db_replica"):
             problems.append(
-                f"groups db ({', '.join(self.tier('db'))}) and db_replica ({', '.join(self.tier('db_replica'))}):"
-                " several db hosts form a Patroni cluster that clones its own replicas; move the db_replica hosts"
-                " into db"
+                f"group db_replica ({', '.join(self.tier('db_replica'))}): streaming replicas beside one primary are"
+                " gone; several db hosts form a Patroni cluster that clones its own replicas and fails over by"
+                " itself (with an etcd group of three). Move the db_replica hosts into db"
             )
         shared = [host for host in backup if host in self.tier("db")]
         if self.patroni and shared:
@@ -307,11 +310,6 @@ class Topology:
                 f"groups db ({', '.join(self.tier('db'))}) and backup ({', '.join(backup)}): {', '.join(shared)} is"
                 " in both; under Patroni any member may lead, and pgBackRest's repository must stay where every"
                 " member reaches it. Put the backup group on other hosts"
-            )
-        if self.patroni and self.pgbouncer:
-            problems.append(
-                "procurement_pgbouncer: PgBouncer in front of a Patroni cluster (several db hosts) is not supported"
-                " yet; the app nodes reach the leader through HAProxy. Turn procurement_pgbouncer off"
             )
         if self.pgbouncer and primary:
             pooled = self._number(primary, "pgbouncer_default_pool_size") + self._number(
@@ -328,7 +326,7 @@ class Topology:
             server_side = clients
         max_connections = server_side + sum(reserved.values())
         # A value the inventory pins is what the server admits.
-        for server in self.tier("db") + self.tier("db_replica"):
+        for server in self.tier("db"):
             pinned = self.value(server, "postgresql_max_connections")
             if pinned is not None and str(pinned).strip().isdigit() and int(pinned) < max_connections:
                 problems.append(
@@ -354,7 +352,8 @@ class Topology:
         replica) through its own HAProxy; TLS passes through it to PostgreSQL.
         """
         if self.host in self.endpoint_hosts:
-            port = self.port(self.host, "haproxy_replica" if replica else "haproxy_primary")
+            listener = "haproxy_replica" if replica else ("haproxy_pooled" if pool else "haproxy_primary")
+            port = self.port(self.host, listener)
             return {"name": "", "host": "127.0.0.1", "port": port, "sslmode": "require", "local": False}
         if not server:
             port = self.port(self.host, "postgresql")
