@@ -31,6 +31,19 @@ DB_HOSTS = ("failover-db1", "failover-db2")
 QUERY = "runuser -u postgres -- psql -X -tA -d procurement_db -c {query!r}"
 
 
+# The shared check-mode test (a dry run of the whole site right after the converge) is deselected here:
+# test_failover.py runs the same dry run of the whole site after the leader has changed, a later state
+# that includes the first, and a third one would cost six minutes of the scenario's verify.
+REPLACED_HERE = "test_check_mode.py::test_check_mode_on_converged_hosts_reports_no_changes"
+
+
+def pytest_collection_modifyitems(config, items):
+    replaced = [item for item in items if item.nodeid.endswith(REPLACED_HERE)]
+    if replaced:
+        config.hook.pytest_deselected(items=replaced)
+        items[:] = [item for item in items if item not in replaced]
+
+
 class Writer(stack.Writer):
     """The stack scenario's writer, one write at a time with 70 ms between them."""
 
@@ -112,8 +125,10 @@ def leader(nodes) -> str:
     return ""
 
 
-def wait_for_cluster(nodes, asked_on: str, timeout: float = 180) -> dict:
-    """Until one member leads and every other one replicates (running or streaming) on its timeline."""
+def wait_for_cluster(nodes, asked_on: str, timeout: float = 180, expected: set[str] | None = None) -> dict:
+    """Until exactly the expected members (the db hosts by default) are listed, one leads, and every
+    other one replicates (running or streaming) on its timeline."""
+    expected = set(DB_HOSTS) if expected is None else expected
     deadline = time.monotonic() + timeout
     while True:
         state = members(nodes[asked_on])
@@ -121,11 +136,11 @@ def wait_for_cluster(nodes, asked_on: str, timeout: float = 180) -> dict:
         replicas = [v for v in state.values() if v["Role"] != "Leader"]
         if (
             len(leaders) == 1
-            and len(state) == len(DB_HOSTS)
+            and set(state) == expected
             and all(v["State"] in ("running", "streaming") and v.get("TL") == leaders[0].get("TL") for v in replicas)
         ):
             return state
-        assert time.monotonic() < deadline, f"the cluster did not settle: {state}"
+        assert time.monotonic() < deadline, f"the cluster did not settle as {sorted(expected)}: {state}"
         time.sleep(2)
 
 

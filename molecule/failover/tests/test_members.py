@@ -1,9 +1,11 @@
-"""Adding and removing a member, after the failover tests: failover-db3 starts in no tier, joins the cluster
-when site.yml runs with it in the db group (Patroni clones it from whichever member leads), and leaves by
-remove-member.yml (which refuses the leader); site.yml without it then takes it out of HAProxy and the
-firewalls. The joining run also
-rotates the database password, which reaches the leader and, by replication, every member; the last run
-rotates it back. The cluster is back to its two members and its password for the tests after these."""
+"""Adding and removing a member, after the failover tests.
+
+failover-db3 starts in no tier. It joins the cluster when site.yml runs with it in the db group (Patroni
+clones it from whichever member leads), and leaves by remove-member.yml (which refuses the leader);
+site.yml without it then takes it out of HAProxy and the firewalls. The joining run also rotates the
+database password, which reaches the leader and, by replication, every member; the last run rotates it
+back. The cluster is back to its two members and its password for the tests after these.
+"""
 
 from __future__ import annotations
 
@@ -11,30 +13,21 @@ import json
 import secrets as random_secrets
 import time
 
-from conftest import DB_HOSTS, PROJECT, address, allowed_sources, leader, members, names_on, psql, run_playbook
+from conftest import (
+    DB_HOSTS,
+    PROJECT,
+    address,
+    allowed_sources,
+    leader,
+    members,
+    names_on,
+    psql,
+    run_playbook,
+    wait_for_cluster,
+)
 
 NEW = "failover-db3"
 PATRONI = "patroni@15-main"
-
-
-def settle(nodes, expected: set[str], timeout: float = 240) -> dict:
-    """Until exactly the expected members are listed, one leads, and the others stream on its timeline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = members(nodes[DB_HOSTS[0]])
-        leaders = [v for v in state.values() if v["Role"] == "Leader"]
-        if (
-            set(state) == expected
-            and len(leaders) == 1
-            and all(
-                v["State"] in ("running", "streaming") and v.get("TL") == leaders[0].get("TL")
-                for v in state.values()
-                if v["Role"] != "Leader"
-            )
-        ):
-            return state
-        assert time.monotonic() < deadline, f"the cluster did not settle as {sorted(expected)}: {state}"
-        time.sleep(2)
 
 
 def said(result) -> str:
@@ -64,7 +57,7 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
     joined = run_playbook("-i", str(extra), "-e", f"@{rotated}", str(PROJECT / "playbooks/site.yml"))
     rotated.unlink()
     assert joined.returncode == 0, joined.stdout[-4000:] + joined.stderr[-2000:]
-    settle(nodes, {*DB_HOSTS, NEW})
+    wait_for_cluster(nodes, DB_HOSTS[0], timeout=240, expected={*DB_HOSTS, NEW})
     # The rotation reached the leader, and every member holds the same verifier.
     after = {name: verifier(nodes[name]) for name in (*DB_HOSTS, NEW)}
     assert len(set(after.values())) == 1 and before not in after.values(), after
@@ -102,7 +95,7 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
         "-i", str(extra), str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": NEW})
     )
     assert left.returncode == 0, left.stdout[-4000:] + left.stderr[-2000:]
-    state = settle(nodes, set(DB_HOSTS))
+    state = wait_for_cluster(nodes, DB_HOSTS[0], timeout=240)
     assert not new.service(PATRONI).is_running and not new.service(PATRONI).is_enabled
     assert not new.service("postgresql@15-main").is_running
     assert new.file("/var/lib/postgresql/15/main/PG_VERSION").exists, "the data directory stays"

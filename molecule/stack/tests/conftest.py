@@ -402,12 +402,18 @@ class Writer(_Traffic):
 #   Prometheus's and Alertmanager's windows.
 # - Point-in-time restores: to a time on Debian 13 (PostgreSQL 17), to the
 #   latest WAL on Debian 12 (PostgreSQL 15).
+# - Upgrades (each about 100 s): the rollback that restores the pre-upgrade
+#   backup on Debian 13, the one that downgrades the schema on Debian 12.
+#   The backup unit's dump and the restore playbook run on both.
 ONE_HOST_TESTS = {
     "stack-debian13": re.compile(
         r"test_rotation_|test_converge_output_never_shows_a_secret|test_zero_downtime_deploys\.py::"
-        r"|test_pitr\.py::test_point_in_time_restore"
+        r"|test_pitr\.py::test_point_in_time_restore|test_rollback_can_restore_the_pre_upgrade_backup"
     ),
-    "stack-debian12": re.compile(r"test_monitoring\.py::|test_pitr\.py::test_restore_to_the_latest_wal"),
+    "stack-debian12": re.compile(
+        r"test_monitoring\.py::|test_pitr\.py::test_restore_to_the_latest_wal"
+        r"|test_upgrade_with_a_migration_then_rollback"
+    ),
 }
 HOST_ID = re.compile(r"\[(?:[a-z]+://)?(stack-debian\d+)")
 
