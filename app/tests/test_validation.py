@@ -77,6 +77,16 @@ BAD_BODIES = [
         404,
         "not_found",
     ),
+    # A good line before the unknown item: the request, its lines and its
+    # audit entry are one statement, so not even the good line is written.
+    (
+        "POST",
+        "/requests",
+        "rita",
+        {"justification": "x", "lines": [line(), line(item_id=999)]},
+        404,
+        "not_found",
+    ),
     (
         "POST",
         "/orders",

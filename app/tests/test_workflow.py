@@ -204,3 +204,32 @@ def test_lists_filter_and_paginate(api, catalogue):
     assert len(api.ok("GET", f"/requests?created_to={tomorrow}", "alice")["items"]) == 3
     assert api.ok("GET", "/suppliers?category=office", "bob")["items"][0]["name"] == "Acme"
     assert api.ok("GET", "/suppliers?category=food", "bob")["items"] == []
+
+
+def test_a_new_request_answers_as_stored_and_is_audited(api, catalogue):
+    """The create answers what a later read returns: rounding, server defaults and line order."""
+    created = api.ok(
+        "POST",
+        "/requests",
+        "rita",
+        {
+            "justification": "rounding",
+            "submit": True,
+            "lines": [
+                {"item_id": catalogue["toner"]["id"], "quantity": 2, "estimated_unit_price": 60},
+                {
+                    "item_id": catalogue["paper"]["id"],
+                    "quantity": 1.25,
+                    "estimated_unit_price": 4.5,
+                },
+            ],
+        },
+    )
+    assert created == api.ok("GET", f"/requests/{created['id']}", "rita")
+    assert created["status"] == "submitted" and created["submitted_at"]
+    assert [line["line_no"] for line in created["lines"]] == [1, 2]
+    assert created["lines"][1]["quantity"] == 1.25
+    audit = api.ok("GET", f"/audit?entity=purchase_request&entity_id={created['id']}", "ada")
+    assert [(e["action"], e["actor"], e["details"]) for e in audit["items"]] == [
+        ("create", "rita", {"status": "submitted"})
+    ]

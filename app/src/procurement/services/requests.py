@@ -8,10 +8,9 @@ from procurement.cache import cache
 from procurement.data_access import core as store
 from procurement.data_access import items as items_data
 from procurement.data_access import requests as requests_data
-from procurement.errors import ApiError
+from procurement.errors import ApiError, conflict
 from procurement.models import (
     PurchaseRequest,
-    PurchaseRequestLine,
 )
 from procurement.services.common import (
     Actor,
@@ -27,31 +26,25 @@ from procurement.services.common import (
 
 def create_request(actor: Actor, data: Dict[str, Any]) -> Dict[str, Any]:
     lines = data["lines"]
-    missing = {line["item_id"] for line in lines} - items_data.existing_item_ids(
-        [line["item_id"] for line in lines]
+    submitted = bool(data.get("submit"))
+    created = requests_data.create_request(
+        actor["name"],
+        data["justification"],
+        "submitted" if submitted else "draft",
+        now() if submitted else None,
+        lines,
     )
-    if missing:
-        raise ApiError(404, "not_found", "unknown items", {"lines": {"item_id": sorted(missing)}})
-    with store.transaction():
-        req = PurchaseRequest(
-            requester=actor["name"],
-            justification=data["justification"],
-            status="submitted" if data.get("submit") else "draft",
-            submitted_at=now() if data.get("submit") else None,
+    if created is None:
+        missing = {line["item_id"] for line in lines} - items_data.existing_item_ids(
+            [line["item_id"] for line in lines]
         )
-        req.lines = [
-            PurchaseRequestLine(
-                line_no=no,
-                item_id=line["item_id"],
-                quantity=line["quantity"],
-                estimated_unit_price=line["estimated_unit_price"],
+        if missing:
+            raise ApiError(
+                404, "not_found", "unknown items", {"lines": {"item_id": sorted(missing)}}
             )
-            for no, line in enumerate(lines, start=1)
-        ]
-        store.add(req)
-        store.add_audit(actor["name"], "create", "purchase_request", req.id, status=req.status)
+        raise conflict("the request names rows that no longer exist", "stale_reference")
     cache.bump("requests")
-    return requests_data.get_request(req.id)
+    return created
 
 
 def get_request(request_id: int) -> Dict[str, Any]:
