@@ -266,8 +266,10 @@ def main() -> None:
         ratio = results["open_orders_first_page"]["rps"] / results["health_live"]["rps"]
         mix_ratio = results["read_mix"]["rps"] / results["health_live"]["rps"]
         cache_gain = results["read_mix"]["rps"] / results["read_mix_cache_off"]["rps"]
+        write_ratio = results["create_purchase_request"]["rps"] / results["health_live"]["rps"]
         print(
             f"RESULT case=summary order_list_to_live_ratio={ratio:.2f} read_mix_to_live_ratio={mix_ratio:.2f} "
+            f"create_to_live_ratio={write_ratio:.2f} "
             f"read_mix_cache_speedup={cache_gain:.2f} read_mix_cache_hit_rate={rates['read_mix']:.4f} "
             f"primed_cache_hit_rate={rates['primed_single_urls']:.4f}",
             flush=True,

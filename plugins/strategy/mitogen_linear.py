@@ -1,8 +1,12 @@
-"""Ansible's linear strategy run through Mitogen, for the Molecule scenarios.
+"""Ansible's linear strategy run through Mitogen: the Molecule scenarios' strategy, and an opt-in.
+
+The project's ansible.cfg lists this folder in strategy_plugins, so that an
+operator may run a playbook with ``ANSIBLE_STRATEGY=mitogen_linear``; by
+default Ansible's own linear strategy runs (docs/benchmarks.md says why).
 
 Mitogen keeps one Python interpreter per host and sends it each task, where
-Ansible's own strategy starts a `docker exec` and a fresh interpreter for
-every task. The Mitogen code is imported from the installed `mitogen`
+Ansible's own strategy runs a new command on the host (over SSH, or a
+`docker exec` in the scenarios) and a fresh interpreter for every task. The Mitogen code is imported from the installed `mitogen`
 package by its canonical name, so that Ansible's plugin loader does not load
 it twice.
 
