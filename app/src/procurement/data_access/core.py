@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Dict, Iterator, List, Optional
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,15 @@ class Database:
         app.extensions["procurement_db"] = {
             "engine": engine,
             "sessions": sessionmaker(engine, expire_on_commit=False),
+            # GET and HEAD requests read in autocommit: no BEGIN before the
+            # first statement and no ROLLBACK after the last, two round
+            # trips of the three or four a read makes. Each statement sees
+            # its own snapshot, as it does in a READ COMMITTED transaction.
+            "readers": sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                info={"read_only": True},
+            ),
         }
         app.teardown_appcontext(self._close)
 
@@ -53,8 +62,13 @@ class Database:
     @property
     def session(self) -> Session:
         if "_procurement_session" not in g:
-            g._procurement_session = current_app.extensions["procurement_db"]["sessions"]()
+            reading = has_request_context() and request.method in SAFE_METHODS
+            kind = "readers" if reading else "sessions"
+            g._procurement_session = current_app.extensions["procurement_db"][kind]()
         return g._procurement_session
+
+
+SAFE_METHODS = ("GET", "HEAD")
 
 
 # How a refused password reads: PostgreSQL's own message, and PgBouncer's
@@ -117,6 +131,8 @@ db = Database()
 def transaction() -> Iterator[Session]:
     """Commit everything done inside, or nothing."""
     session = db.session
+    if session.info.get("read_only"):
+        raise RuntimeError("a GET or HEAD request reads in autocommit and may not write")
     try:
         yield session
         session.commit()
