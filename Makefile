@@ -147,7 +147,7 @@ sandbox-destroy: ## Remove the sandbox containers (SANDBOX=cluster for the clust
 	SANDBOX=$(SANDBOX) scripts/sandbox.sh destroy
 
 .PHONY: bench-converge
-bench-converge: deps venv ## Time the first converge and no-op re-runs (tuned vs Ansible defaults) on the sandbox (SANDBOX=cluster: six hosts)
+bench-converge: deps venv ## Time the first converge, no-op re-runs (tuned, Ansible defaults, Mitogen) and the floor on the sandbox (SANDBOX=cluster: six hosts)
 	SANDBOX=$(SANDBOX) scripts/bench-converge.sh
 
 .PHONY: bench-app
