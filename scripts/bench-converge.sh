@@ -79,7 +79,7 @@ for round in $(seq 1 "${rounds}"); do
 done
 # The floor: as many of the cheapest task there is (a module round trip that
 # does nothing) as the tuned no-op ran, spread evenly over the hosts, with
-# the same settings. site.yml's own first play gathers facts; so does this.
+# the same settings (facts come from the same cache, so neither gathers).
 ran=$(awk '/^[^ ].*: ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "ok") t += kv[2] } } END { print t + 0 }' "${out}/noop_tuned_r1.log")
 per_host=$(( (ran + hosts - 1) / hosts ))
 {
@@ -121,8 +121,8 @@ for case in ("noop_tuned", "noop_mitogen", "noop_default", "floor"):
 line = f"RESULT case=summary topology={topology} hosts={hosts} noop_to_first_ratio={summary['noop_tuned'] / first:.3f}"
 if "noop_default" in summary:
     line += f" default_to_tuned_speedup={summary['noop_default'] / summary['noop_tuned']:.2f}"
-# The floor ran as many task executions as the tuned no-op's ok count (its
-# own count includes the fact gathering); noop_to_floor compares whole runs.
+# The floor ran as many task executions as the tuned no-op's ok count;
+# noop_to_floor compares whole runs.
 line += (
     f" floor_s_per_task={per_task['floor']:.3f} noop_to_floor={summary['noop_tuned'] / summary['floor']:.2f}"
     f" mitogen_to_tuned={summary['noop_mitogen'] / summary['noop_tuned']:.2f}"

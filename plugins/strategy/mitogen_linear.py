@@ -6,9 +6,9 @@ default Ansible's own linear strategy runs (docs/benchmarks.md says why).
 
 Mitogen keeps one Python interpreter per host and sends it each task, where
 Ansible's own strategy runs a new command on the host (over SSH, or a
-`docker exec` in the scenarios) and a fresh interpreter for every task. The Mitogen code is imported from the installed `mitogen`
-package by its canonical name, so that Ansible's plugin loader does not load
-it twice.
+`docker exec` in the scenarios) and a fresh interpreter for every task. The
+Mitogen code is imported from the installed `mitogen` package by its
+canonical name, so that Ansible's plugin loader does not load it twice.
 
 Plays on the controller itself (Molecule's create and destroy) keep
 Ansible's plain linear strategy: there is no connection to save, and Mitogen's

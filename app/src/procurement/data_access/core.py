@@ -20,6 +20,9 @@ from procurement.models import (
     AuditEntry,
 )
 
+# Requests whose session reads in autocommit (Database.session).
+SAFE_METHODS = ("GET", "HEAD")
+
 
 class Database:
     """Flask extension owning the engine and a session per application context."""
@@ -66,9 +69,6 @@ class Database:
             kind = "readers" if reading else "sessions"
             g._procurement_session = current_app.extensions["procurement_db"][kind]()
         return g._procurement_session
-
-
-SAFE_METHODS = ("GET", "HEAD")
 
 
 # How a refused password reads: PostgreSQL's own message, and PgBouncer's

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import select, text
@@ -99,8 +99,7 @@ def create_request(
             return None
         raise
     created = {k: v for k, v in rows[0].items() if k not in _LINE_KEYS}
-    lines_out: List[Dict[str, Any]] = [{k: row[k] for k in _LINE_KEYS} for row in rows]
-    created["lines"] = lines_out
+    created["lines"] = [{k: row[k] for k in _LINE_KEYS} for row in rows]
     return created
 
 
