@@ -141,7 +141,9 @@ def test_all_in_one_host_keeps_database_and_cache_on_loopback():
     assert resolved("sandbox", "sandbox-aio", "postgresql_listen_addresses") == ["localhost"]
     assert resolved("sandbox", "sandbox-aio", "redis_bind") == ["127.0.0.1"]
     hba = resolved("sandbox", "sandbox-aio", "postgresql_hba_entries")
-    assert all(entry["type"] in ("local", "host") for entry in hba)
+    # Loopback TCP is TLS-only too (hostssl): no rule admits a connection without TLS.
+    assert all(entry["type"] == "local" or entry["address"] in ("127.0.0.1/32", "::1/128") for entry in hba)
+    assert all(entry["type"] in ("local", "hostssl") for entry in hba)
 
 
 def test_cluster_sandbox_runs_its_two_database_hosts_under_patroni():
@@ -182,7 +184,9 @@ def test_pgbouncer_takes_the_app_nodes_off_the_database_port():
     assert rules[6432]["sources"] == ["app1.example.com", "app2.example.com"]
     assert rules[5432]["sources"] == ["ops1.example.com", "db2.example.com"]
     hba = resolved("production.example", "db1.example.com", "postgresql_hba_entries", **on)
-    assert [entry["address"] for entry in hba if entry["type"] == "hostssl"] == ["ops1.example.com"]
+    loopback = ("127.0.0.1/32", "::1/128")
+    remote = [entry["address"] for entry in hba if entry["type"] == "hostssl" and entry["address"] not in loopback]
+    assert remote == ["ops1.example.com"]
     listen = resolved("production.example", "db1.example.com", "pgbouncer_listen_addresses", **on)
     assert listen == ["127.0.0.1", "db1.example.com"]
     # The primary's connections are PgBouncer's pool (20 + 5), not nodes x workers x pool.
