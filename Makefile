@@ -30,7 +30,7 @@ SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 3
 # Topology of make sandbox: aio (one host) or cluster (six).
 SANDBOX ?= aio
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan pgbackrest python3-psycopg2
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan pgbackrest python3-psycopg2 lynis testssl.sh
 
 .PHONY: help
 help: ## List the targets
@@ -93,8 +93,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	python scripts/check_role_specs.py
 	python scripts/role_docs.py --check
 	python scripts/check_doc_paths.py
-	ruff check molecule scripts tests plugins roles playbooks
-	ruff format --check molecule scripts tests plugins roles playbooks
+	ruff check molecule scripts tests plugins roles playbooks compliance
+	ruff format --check molecule scripts tests plugins roles playbooks compliance
 	$(MAKE) -C app lint
 
 .PHONY: test-app

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -17,7 +18,7 @@ RECAP = re.compile(
 
 @pytest.mark.converged_state
 def test_check_mode_on_converged_hosts_reports_no_changes():
-    """`ansible-playbook --check` of the converge playbook must predict no change.
+    """`ansible-playbook --check --diff` of the converge playbook must predict no change, and show no secret.
 
     Idempotence proves a second real run changes nothing; this proves that an
     operator's dry run against a converged host does not cry wolf either.
@@ -27,7 +28,7 @@ def test_check_mode_on_converged_hosts_reports_no_changes():
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     result = subprocess.run(
-        ["ansible-playbook", "--check", "-i", inventory, str(playbook)],
+        ["ansible-playbook", "--check", "--diff", "-i", inventory, str(playbook)],
         env=env,
         capture_output=True,
         text=True,
@@ -40,3 +41,15 @@ def test_check_mode_on_converged_hosts_reports_no_changes():
     assert recaps, output[-4000:]
     changed = {m["host"]: int(m["changed"]) for m in recaps}
     assert all(count == 0 for count in changed.values()), f"check mode predicts changes {changed}:\n{output[-6000:]}"
+    shown = [name for name, value in vault_values(scenario).items() if value in output]
+    assert shown == [], f"the dry run printed {shown}"
+
+
+def vault_values(scenario: Path) -> dict[str, str]:
+    """The scenario's Vault values long enough to search for, when it has a Vault."""
+    vault = scenario / "group_vars/all/vault.yml"
+    if not vault.exists():
+        return {}
+    view = subprocess.run(["ansible-vault", "view", str(vault)], capture_output=True, text=True, check=True)
+    values = yaml.safe_load(view.stdout) or {}
+    return {name: value for name, value in values.items() if isinstance(value, str) and len(value) >= 12}

@@ -1,18 +1,35 @@
-"""Secrets on a deployed host: who can read them, where they show, and rotating them without an outage."""
+"""Secrets on a deployed host: who can read them, where they show, and rotating them without an outage.
+
+The leak gate: the rotation gives every rotated secret a canary value and
+converges with ``-vvv`` and Ansible's log on, while a watcher on the host
+reads every process's command line and environment; a forced failure (the
+service's .env holding a wrong database password) runs the migration with
+``-vvv``. Every Vault value and canary is then searched for in the output,
+the log, the processes seen, the journal and the host's files and backups
+(scripts/leak_scan.py, judged as scripts/audit.py's leak gate judges).
+The dry run with ``--diff`` is searched by the shared check-mode test.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets as random_secrets
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from conftest import INVENTORY, PROJECT, TARGETS, Poller
+
+sys.path.insert(0, str(PROJECT / "scripts"))
+_spec = importlib.util.spec_from_file_location("audit", PROJECT / "scripts/audit.py")
+audit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(audit)
 
 # Where the host keeps configuration, data, logs and home directories.
 SEARCHED = "/etc /opt /srv /var /home /root /usr/local /run /tmp"
@@ -70,16 +87,81 @@ def test_no_secret_is_written_to_a_log(host, secrets):
     assert leaked.stdout.strip() == "0", "a secret is in the journal"
 
 
-def converge(host, overrides: dict, workdir: Path) -> subprocess.CompletedProcess:
-    """site.yml on this host, with Vault values overridden from a 0600 file (never on a command line)."""
+LEAK_DIR = "/root/.procurement-leak-gate"
+# Puts the wrong passwords of the patterns file into the service's .env.
+_WRONG_PASSWORDS = r"""
+import re, sys
+values = dict(line.rstrip("\n").split("\t", 1) for line in open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+for key, name in (("PROCUREMENT_DB_PASSWORD", "wrong current"), ("PROCUREMENT_DB_PASSWORD_PREVIOUS", "wrong previous")):
+    text = re.sub("(?m)^" + key + "=.*$", lambda match: key + "=" + values[name], text)
+open(sys.argv[2], "w").write(text)
+"""
+
+
+def shipped(host, values: dict[str, str]) -> None:
+    """Put the leak scanner and a root-only file of name<TAB>value lines on the host (never on a command line)."""
+    host.run(f"install -d -m 0700 {LEAK_DIR}")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as local:
+        local.write("".join(f"{name}\t{value}\n" for name, value in values.items()))
+        local.flush()
+        host.ansible(
+            "ansible.builtin.copy", f"src={local.name} dest={LEAK_DIR}/patterns mode=0600", check=False, become=True
+        )
+    host.ansible(
+        "ansible.builtin.copy",
+        f"src={PROJECT / 'scripts/leak_scan.py'} dest={LEAK_DIR}/ mode=0600",
+        check=False,
+        become=True,
+    )
+
+
+def leaks(report: dict) -> list[dict]:
+    return [hit for hit in report["hits"] if not audit.allowed_place(hit, set(audit.SECRET_OWNERS))]
+
+
+class Watcher:
+    """scripts/leak_scan.py --watch on the host while a converge runs: command lines and environments."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def __enter__(self):
+        self.host.run(f"rm -f {LEAK_DIR}/stop {LEAK_DIR}/watch.json")
+        self.host.check_output(
+            "systemd-run --unit=procurement-leak-watch --collect "
+            f"-p StandardOutput=file:{LEAK_DIR}/watch.json "
+            f"python3 {LEAK_DIR}/leak_scan.py --watch {LEAK_DIR}/stop {LEAK_DIR}/patterns"
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.host.run(f"touch {LEAK_DIR}/stop")
+        for _ in range(50):
+            if self.host.run("systemctl is-active --quiet procurement-leak-watch").rc != 0:
+                break
+            time.sleep(0.2)
+        output = self.host.check_output(f"cat {LEAK_DIR}/watch.json")
+        assert output.startswith("{"), f"the watcher failed: {output[-2000:]}"
+        self.report = json.loads(output)
+
+
+def converge(host, overrides: dict, workdir: Path, *extra_args: str) -> subprocess.CompletedProcess:
+    """site.yml on this host, -vvv with Ansible's log on, Vault values overridden from a 0600 file.
+
+    The overrides never travel on a command line; Ansible's log comes back
+    as the result's ``log``.
+    """
     extra = workdir / "rotation.json"
     extra.touch(mode=0o600)
     extra.write_text(json.dumps(overrides))
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    log = workdir / "ansible.log"
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_LOG_PATH": str(log)}
     try:
-        return subprocess.run(
-            ["ansible-playbook", "-i", INVENTORY, "--limit", host.backend.get_hostname(), "--diff", "-v"]
+        result = subprocess.run(
+            ["ansible-playbook", "-i", INVENTORY, "--limit", host.backend.get_hostname(), "--diff", "-vvv"]
             + (["-e", f"@{extra}"] if overrides else [])
+            + list(extra_args)
             + [str(PROJECT / "playbooks/site.yml")],
             env=env,
             capture_output=True,
@@ -89,6 +171,9 @@ def converge(host, overrides: dict, workdir: Path) -> subprocess.CompletedProces
         )
     finally:
         extra.unlink()
+    result.log = log.read_text() if log.exists() else ""
+    log.unlink(missing_ok=True)
+    return result
 
 
 def under_traffic(host, secrets, overrides: dict, workdir: Path) -> tuple[subprocess.CompletedProcess, Poller]:
@@ -101,7 +186,9 @@ def under_traffic(host, secrets, overrides: dict, workdir: Path) -> tuple[subpro
     poller.start()
     try:
         time.sleep(3)
-        result = converge(host, overrides, workdir)
+        with Watcher(host) as watcher:
+            result = converge(host, overrides, workdir)
+        result.watched = watcher.report
         time.sleep(3)
     finally:
         poller.stop()
@@ -131,8 +218,10 @@ def env_holds(host, value: str) -> bool:
 def rotation(host, secrets, tmp_path_factory):
     """Rotate the database, Redis and Flask secrets with site.yml under traffic, then rotate them back."""
     old = {name: secrets[name] for name in ROTATED}
-    new = {name: random_secrets.token_urlsafe(32) for name in ROTATED}
+    # Canaries: unique values that can only have come from this run.
+    new = {name: f"canary-{name.removeprefix('vault_')}-{random_secrets.token_urlsafe(24)}" for name in ROTATED}
     workdir = tmp_path_factory.mktemp("rotation")
+    shipped(host, {**secret_values(secrets), **{f"new {name}": value for name, value in new.items()}})
     pid_before = service_pid(host)
     forward, forward_poller = under_traffic(host, secrets, new, workdir)
     state = {
@@ -186,9 +275,78 @@ def test_rotation_reloads_the_service_gracefully_with_the_new_settings(rotation)
 
 
 def test_converge_output_never_shows_a_secret(rotation, secrets):
-    """Verbose, with diffs, while every secret changes: still no secret in Ansible's output."""
+    """-vvv, with diffs and Ansible's log, while every secret changes: no secret in the output or the log."""
     values = {**secret_values(secrets), **{f"new {name}": value for name, value in rotation["new"].items()}}
     for direction, (result, _poller) in rotation["runs"].items():
-        output = result.stdout + result.stderr
+        assert result.log, "Ansible wrote no log"
+        output = result.stdout + result.stderr + result.log
         shown = [name for name, value in values.items() if value in output]
         assert shown == [], f"{direction} converge printed {shown}"
+
+
+def test_no_process_shows_a_secret_to_other_users_during_a_converge(rotation):
+    """Command lines are world-readable: a password passed as an argument, even for a moment, is a leak."""
+    for direction, (result, _poller) in rotation["runs"].items():
+        assert result.watched["rounds"] > 50, f"the watcher barely ran during the {direction} converge"
+        # Not blind: the service's processes read the values they need.
+        assert result.watched["hits"], f"the watcher saw no secret in any process during the {direction} converge"
+        assert leaks(result.watched) == [], f"{direction} converge: {leaks(result.watched)}"
+
+
+@pytest.fixture(scope="module")
+def failing_path(host, secrets, rotation, tmp_path_factory):
+    """The migration run with a wrong database password, as when the Vault and the server disagree.
+
+    The service keeps the password in service as the previous one, so a new
+    password alone would still connect: the .env in service is given two
+    wrong ones first, and the run brings a third.
+    """
+    canaries = {
+        name: f"canary-wrong-{name}-{random_secrets.token_urlsafe(24)}" for name in ("current", "previous", "vault")
+    }
+    # With the rotation's canaries: a copy left behind by either run counts.
+    values = {
+        **secret_values(secrets),
+        **{f"new {name}": value for name, value in rotation["new"].items()},
+        **{f"wrong {name}": value for name, value in canaries.items()},
+    }
+    shipped(host, values)
+    env_file = "/opt/procurement/.env"
+    host.check_output(f"cp -p {env_file} {LEAK_DIR}/env.saved")
+    # The values are read from the root-only patterns file, never from a command line.
+    host.check_output(f"python3 - {LEAK_DIR}/patterns {env_file} <<'PY'\n{_WRONG_PASSWORDS}PY")
+    try:
+        result = converge(
+            host, {"vault_db_password": canaries["vault"]}, tmp_path_factory.mktemp("failing"), "--tags", "app_migrate"
+        )
+    finally:
+        host.check_output(f"cp -p {LEAK_DIR}/env.saved {env_file} && rm -f {LEAK_DIR}/env.saved")
+        host.check_output("systemctl reload procurement.service")
+    scan = json.loads(
+        host.check_output(
+            f"python3 {LEAK_DIR}/leak_scan.py {LEAK_DIR}/patterns {' '.join(audit.LEAK_ROOTS)}; rm -rf {LEAK_DIR}"
+        )
+    )
+    ready = host.run("curl -s http://127.0.0.1:8000/health/ready")
+    return {"result": result, "values": values, "scan": scan, "ready": ready.stdout}
+
+
+def test_a_failing_run_shows_no_secret(failing_path):
+    """A task that fails on a wrong password prints its error, -vvv: the password is not in it, nor in the log."""
+    result = failing_path["result"]
+    output = result.stdout + result.stderr + result.log
+    assert result.returncode != 0, "the run with a wrong database password did not fail"
+    assert "password authentication failed" in output, output[-3000:]
+    shown = [name for name, value in failing_path["values"].items() if value in output]
+    assert shown == [], f"the failing run printed {shown}"
+    # The .env in service is back, and the service with it.
+    assert json.loads(failing_path["ready"] or "{}").get("status") == "ok", failing_path["ready"]
+
+
+def test_after_the_runs_no_secret_sits_where_it_should_not(failing_path):
+    """Files (backups opened), the journal (every unit) and processes, with the canaries of both runs."""
+    scan = failing_path["scan"]
+    assert scan["files_scanned"] > 1000 and scan["journal_entries"] > 100, "the search was blind"
+    kept = {hit["where"] for hit in scan["hits"] if hit["kind"] == "file"}
+    assert "/opt/procurement/.env" in kept, sorted(kept)
+    assert leaks(scan) == [], leaks(scan)
