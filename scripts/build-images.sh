@@ -8,6 +8,7 @@
 set -euo pipefail
 
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 repo=${IMAGE_REPO:-procurement-systemd}
 # What a freshly installed minimal server has: systemd as init, Python for
 # Ansible, sudo, SSH for the sandbox, and the usual process/network tools.
@@ -30,7 +31,18 @@ build() {
   echo "build-images: bootstrapping ${suite} into ${root}"
   debootstrap --variant=minbase --include="${packages}" "${suite}" "${root}" "${mirror}" \
     >"${root}.log" 2>&1 || { tail -n 30 "${root}.log" >&2; return 1; }
-  rm -f "${root}.log"
+  # A server installed today carries today's security updates. They are
+  # applied here, once per image, so that no test host downloads them at
+  # its first converge; the security repository itself is left out of the
+  # image's sources, as on a host installed without it, for the hardening
+  # role to add (and then find nothing left to install).
+  echo "deb ${security_mirror} ${suite}-security main" >"${root}/etc/apt/sources.list.d/image-build-security.list"
+  printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
+  chmod 0755 "${root}/usr/sbin/policy-rc.d"
+  { chroot "${root}" apt-get update -qq &&
+    chroot "${root}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade
+  } >"${root}.log" 2>&1 || { tail -n 30 "${root}.log" >&2; return 1; }
+  rm -f "${root}.log" "${root}/usr/sbin/policy-rc.d" "${root}/etc/apt/sources.list.d/image-build-security.list"
 
   # A container has no consoles or kernel knobs to set up; these units would
   # only fail and leave systemd "degraded".
