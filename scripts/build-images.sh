@@ -31,18 +31,18 @@ build() {
   echo "build-images: bootstrapping ${suite} into ${root}"
   debootstrap --variant=minbase --include="${packages}" "${suite}" "${root}" "${mirror}" \
     >"${root}.log" 2>&1 || { tail -n 30 "${root}.log" >&2; return 1; }
-  # A server installed today carries today's security updates. They are
-  # applied here, once per image, so that no test host downloads them at
-  # its first converge; the security repository itself is left out of the
-  # image's sources, as on a host installed without it, for the hardening
-  # role to add (and then find nothing left to install).
-  echo "deb ${security_mirror} ${suite}-security main" >"${root}/etc/apt/sources.list.d/image-build-security.list"
+  # As Debian's installer leaves a server: the security repository in APT's
+  # sources and its updates installed, once per image, so that no test host
+  # downloads them at its first converge. (Updates without their source
+  # would leave packages newer than the archive's, whose siblings then
+  # cannot install.)
+  echo "deb ${security_mirror} ${suite}-security main" >>"${root}/etc/apt/sources.list"
   printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
   chmod 0755 "${root}/usr/sbin/policy-rc.d"
   { chroot "${root}" apt-get update -qq &&
     chroot "${root}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade
   } >"${root}.log" 2>&1 || { tail -n 30 "${root}.log" >&2; return 1; }
-  rm -f "${root}.log" "${root}/usr/sbin/policy-rc.d" "${root}/etc/apt/sources.list.d/image-build-security.list"
+  rm -f "${root}.log" "${root}/usr/sbin/policy-rc.d"
 
   # A container has no consoles or kernel knobs to set up; these units would
   # only fail and leave systemd "degraded".
