@@ -412,35 +412,21 @@ def test_mount_options(control, mounts):
 # ---------------------------------------------------------------- package-*
 
 
-@pytest.mark.control("package-01")
-def test_no_inetd(host):
-    """package-01: neither inetd nor xinetd, the legacy super-servers, is installed."""
-    assert not host.package("inetd").is_installed
-    assert not host.package("xinetd").is_installed
+# Legacy servers of cleartext or unauthenticated protocols (package-01..06).
+ABSENT_PACKAGES = [
+    pytest.param(("inetd", "xinetd"), marks=pytest.mark.control("package-01"), id="package-01-inetd"),
+    pytest.param(("telnetd",), marks=pytest.mark.control("package-02"), id="package-02-telnet"),
+    pytest.param(("rsh-server",), marks=pytest.mark.control("package-03"), id="package-03-rsh"),
+    pytest.param(("ypserv",), marks=pytest.mark.control("package-05"), id="package-05-nis"),
+    pytest.param(("tftp-server",), marks=pytest.mark.control("package-06"), id="package-06-tftp"),
+]
 
 
-@pytest.mark.control("package-02")
-def test_no_telnet_server(host):
-    """package-02: no telnet server (cleartext logins) is installed."""
-    assert not host.package("telnetd").is_installed
-
-
-@pytest.mark.control("package-03")
-def test_no_rsh_server(host):
-    """package-03: no rsh server (cleartext r-commands) is installed."""
-    assert not host.package("rsh-server").is_installed
-
-
-@pytest.mark.control("package-05")
-def test_no_nis_server(host):
-    """package-05: the NIS server ypserv is not installed."""
-    assert not host.package("ypserv").is_installed
-
-
-@pytest.mark.control("package-06")
-def test_no_tftp_server(host):
-    """package-06: no TFTP server (unauthenticated file transfer) is installed."""
-    assert not host.package("tftp-server").is_installed
+@pytest.mark.parametrize("packages", ABSENT_PACKAGES)
+def test_no_legacy_server_is_installed(host, packages):
+    """package-01..06: no inetd or xinetd, telnet, rsh, NIS (ypserv) or TFTP server is installed."""
+    installed = [name for name in packages if host.package(name).is_installed]
+    assert installed == []
 
 
 @pytest.mark.control("package-07")

@@ -860,18 +860,17 @@ def main(argv: list[str] | None = None) -> int:
             audit_ports(args, audit, seen)
         if "headers" in checks:
             audit_headers(args, audit, seen)
-    if "tls" in checks:
-        audit_tls(args, audit)
-    if "dependencies" in checks:
-        audit_dependencies(args, audit)
-    if "compliance" in checks:
-        audit_compliance(args, audit)
-    if "secrets" in checks:
-        audit_secrets(args, audit)
-    if "lynis" in checks:
-        audit_lynis(args, audit)
-    if "testssl" in checks:
-        audit_testssl(args, audit)
+    standalone = {
+        "tls": audit_tls,
+        "dependencies": audit_dependencies,
+        "compliance": audit_compliance,
+        "secrets": audit_secrets,
+        "lynis": audit_lynis,
+        "testssl": audit_testssl,
+    }
+    for check, run in standalone.items():
+        if check in checks:
+            run(args, audit)
     audit.result("goals_missed", len(audit.missed))
     return 1 if audit.missed else 0
 
