@@ -57,18 +57,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import audit_deps  # noqa: E402 - a sibling script, importable once its folder is on the path
+import vault_values  # noqa: E402 - a sibling script, as above
 
 SIX_MONTHS = 15768000
 # The service accounts that read a secret to do their job: the service, its
 # database, cache, pooler, exporters, backups and cluster members.
 SECRET_OWNERS = ["root", "procurement", "postgres", "redis", "prometheus", "procurement_backup", "etcd", "pgbouncer"]
-MIN_SECRET = 12
 # Where a host keeps configuration, data, logs, homes and backups.
 LEAK_ROOTS = ["/etc", "/opt", "/srv", "/var", "/home", "/root", "/usr/local", "/run", "/tmp", "/backup"]
 SESSION_COOKIE = re.compile(r"sess|sid|login|token|auth", re.I)
@@ -572,14 +570,13 @@ def audit_compliance(args, audit: Audit) -> None:
 def vault_secrets(args) -> dict[str, str]:
     """The inventory's Vault values long enough to search for (short ones would match by chance)."""
     vault = Path(args.vault_file or Path(args.inventory) / "group_vars/all/vault.yml")
-    argv = [shutil.which("ansible-vault") or str(Path(sys.executable).parent / "ansible-vault"), "view", str(vault)]
-    if args.vault_password_file and Path(args.vault_password_file).is_file():
-        argv += ["--vault-password-file", args.vault_password_file]
-    run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, cwd=REPO)
-    if run.returncode != 0:
-        raise SystemExit(f"audit: cannot read the Vault {vault}: {run.stderr[-500:]}")
-    values = yaml.safe_load(run.stdout) or {}
-    return {name: value for name, value in values.items() if isinstance(value, str) and len(value) >= MIN_SECRET}
+    password_file = (
+        args.vault_password_file if args.vault_password_file and Path(args.vault_password_file).is_file() else None
+    )
+    try:
+        return vault_values.searchable(vault_values.read(vault, password_file, cwd=REPO))
+    except RuntimeError as exc:
+        raise SystemExit(f"audit: {exc}") from exc
 
 
 def allowed_place(hit: dict, accounts: set[str]) -> bool:

@@ -9,28 +9,22 @@ log pasted into the docs, or a rendered file committed by mistake.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import vault_values  # noqa: E402 - scripts/vault_values.py, importable once its folder is on the path
+
 VAULT = ROOT / "inventory/sandbox/group_vars/all/vault.yml"
 VAULT_PASSWORD = ROOT / "inventory/sandbox/vault-password.txt"
-# Shorter values could match by chance; every real one is far longer.
-MIN_SECRET_LENGTH = 12
 
 
 def vault_secrets() -> dict[str, str]:
-    text = subprocess.run(
-        ["ansible-vault", "view", "--vault-password-file", str(VAULT_PASSWORD), str(VAULT)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = yaml.safe_load(text) or {}
-    return {name: str(value) for name, value in data.items() if len(str(value)) >= MIN_SECRET_LENGTH}
+    return vault_values.searchable(vault_values.read(VAULT, VAULT_PASSWORD, cwd=ROOT))
 
 
 def repository_files(root: Path) -> list[Path]:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(PROJECT / "scripts"))
+
+import vault_values  # noqa: E402 - scripts/vault_values.py, importable once its folder is on the path
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -41,15 +46,11 @@ def test_check_mode_on_converged_hosts_reports_no_changes():
     assert recaps, output[-4000:]
     changed = {m["host"]: int(m["changed"]) for m in recaps}
     assert all(count == 0 for count in changed.values()), f"check mode predicts changes {changed}:\n{output[-6000:]}"
-    shown = [name for name, value in vault_values(scenario).items() if value in output]
+    shown = [name for name, value in scenario_secrets(scenario).items() if value in output]
     assert shown == [], f"the dry run printed {shown}"
 
 
-def vault_values(scenario: Path) -> dict[str, str]:
+def scenario_secrets(scenario: Path) -> dict[str, str]:
     """The scenario's Vault values long enough to search for, when it has a Vault."""
     vault = scenario / "group_vars/all/vault.yml"
-    if not vault.exists():
-        return {}
-    view = subprocess.run(["ansible-vault", "view", str(vault)], capture_output=True, text=True, check=True)
-    values = yaml.safe_load(view.stdout) or {}
-    return {name: value for name, value in values.items() if isinstance(value, str) and len(value) >= 12}
+    return vault_values.searchable(vault_values.read(vault)) if vault.exists() else {}

@@ -10,6 +10,7 @@ import re
 import shlex
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -27,6 +28,9 @@ VAULT_PASSWORD = PROJECT / "inventory/sandbox/vault-password.txt"
 #   PROCUREMENT_SERVER_NAME=procurement.sandbox.test PROCUREMENT_INVENTORY=inventory/sandbox \
 #   ANSIBLE_VAULT_PASSWORD_FILE=inventory/sandbox/vault-password.txt \
 #   pytest --hosts=ansible://sandbox-aio --ansible-inventory=inventory/sandbox --force-ansible --sudo molecule/stack/tests/...
+sys.path.insert(0, str(PROJECT / "scripts"))
+import vault_values as vault_values_reader  # noqa: E402 - scripts/vault_values.py, the one Vault reader
+
 SERVER_NAME = os.environ.get("PROCUREMENT_SERVER_NAME", "procurement.stack.test")
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or str(PROJECT / os.environ.get("PROCUREMENT_INVENTORY", ""))
 # Where the controller reaches each host's HTTPS (published ports), the
@@ -52,18 +56,8 @@ def deploy(*extra: str) -> subprocess.CompletedProcess:
 
 
 def vault_values() -> dict:
-    out = subprocess.run(
-        ["ansible-vault", "view", "--vault-password-file", str(VAULT_PASSWORD), str(VAULT)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    values = {}
-    for line in out.splitlines():
-        if ":" in line and not line.startswith(("#", "---")):
-            key, _, value = line.partition(":")
-            values[key.strip()] = value.strip()
-    return values
+    """Every value of the sandbox's Vault, which the scenarios deploy with."""
+    return vault_values_reader.read(VAULT, VAULT_PASSWORD)
 
 
 class Api:

@@ -34,13 +34,10 @@ _spec.loader.exec_module(audit)
 # Where the host keeps configuration, data, logs and home directories.
 SEARCHED = "/etc /opt /srv /var /home /root /usr/local /run /tmp"
 ROTATED = ("vault_db_password", "vault_redis_password", "vault_app_secret_key")
-MIN_SECRET_LENGTH = 12
 
 
 def secret_values(secrets: dict) -> dict[str, str]:
-    return {
-        name: value for name, value in secrets.items() if name.startswith("vault_") and len(value) >= MIN_SECRET_LENGTH
-    }
+    return {name: value for name, value in audit.vault_values.searchable(secrets).items() if name.startswith("vault_")}
 
 
 def with_patterns(host, values: list[str], command: str):
