@@ -15,6 +15,12 @@ Cases:
 - ``read_mix_cache_off``: the same mix and seeds on a second gunicorn with
   PROCUREMENT_CACHE_ENABLED=false, every read from PostgreSQL;
 - ``create_purchase_request``: writes.
+
+Each case also prints the CPU time its servers spent per request, by tier
+(``app_cpu_ms``: gunicorn; ``db_cpu_ms``: PostgreSQL; ``cache_cpu_ms``:
+Redis), from /proc: what a request costs each host of a multi-host site,
+which is what decides whether reads sent to a database replica would help
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -153,12 +159,50 @@ def seed(pg: PostgresServer, tokens: dict) -> float:
     return time.monotonic() - started
 
 
+def process_tree_cpu(roots: dict) -> dict:
+    """CPU seconds spent so far by each named process tree ({tier: root pid}), from /proc.
+
+    A live process's own user and system time, plus what its reaped
+    children spent (cutime, cstime): a PostgreSQL backend that has ended is
+    counted in the postmaster's, one still running in its own.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, spent = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended while listed
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        spent[pid] = sum(int(f) for f in fields[11:15]) / tick
+    totals = {}
+    for tier, root in roots.items():
+        total = 0.0
+        for pid in spent:
+            ancestor = pid
+            while ancestor not in (root, 0, 1) and ancestor in parents:
+                ancestor = parents[ancestor]
+            if ancestor == root:
+                total += spent[pid]
+        totals[tier] = total
+    return totals
+
+
+def postmaster_pid(pg: PostgresServer) -> int:
+    return int((pg.data / "postmaster.pid").read_text().split()[0])
+
+
 def to_ms(value: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, headers=(), script=None) -> dict:
+def wrk(url: str, headers=(), script=None, servers_cpu=None) -> dict:
+    """One case: wrk's rate, latency and errors, and with ``servers_cpu`` ({tier: root pid}) the servers'
+    CPU milliseconds per request by tier."""
+    before = process_tree_cpu(servers_cpu) if servers_cpu else {}
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", "--timeout", "5s"]
     for header in headers:
         cmd += ["-H", header]
@@ -177,7 +221,15 @@ def wrk(url: str, headers=(), script=None) -> dict:
     )
     if sockets:
         errors += sum(int(x) for x in sockets.groups())
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+    result = {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+    if servers_cpu:
+        after = process_tree_cpu(servers_cpu)
+        requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+        result["cpu_ms"] = {
+            tier: 1000 * (after[tier] - before[tier]) / max(requests_done, 1)
+            for tier in servers_cpu
+        }
+    return result
 
 
 def cache_counts(base: str) -> dict:
@@ -227,40 +279,47 @@ def main() -> None:
         mix.write_text(MIX_LUA % {"token": tokens["admin"], "suppliers": SUPPLIERS})
         results, rates = {}, {}
         server, base = start_gunicorn(workdir, "cached", env)
+        tiers = {"app": server.pid, "db": postmaster_pid(pg), "cache": redis_server.proc.pid}
         try:
             auth = f"Authorization: Bearer {tokens['admin']}"
             orders_url = base + "/api/v1/orders?open=true"
             supplier_url = base + "/api/v1/suppliers/4242/performance"
-            results["health_live"] = wrk(base + "/health/live")
+            results["health_live"] = wrk(base + "/health/live", servers_cpu=tiers)
             # The mix first, on a cold cache.
             before = cache_counts(base)
-            results["read_mix"] = wrk(base + "/api/v1/orders", script=str(mix))
+            results["read_mix"] = wrk(base + "/api/v1/orders", script=str(mix), servers_cpu=tiers)
             rates["read_mix"] = hit_rate(before, cache_counts(base))
             for url in (orders_url, supplier_url):
                 assert requests.get(
                     url, headers={"Authorization": auth.split(": ")[1]}, timeout=30
                 ).ok
             before = cache_counts(base)
-            results["open_orders_first_page"] = wrk(orders_url, [auth])
-            results["supplier_performance"] = wrk(supplier_url, [auth])
+            results["open_orders_first_page"] = wrk(orders_url, [auth], servers_cpu=tiers)
+            results["supplier_performance"] = wrk(supplier_url, [auth], servers_cpu=tiers)
             rates["primed_single_urls"] = hit_rate(before, cache_counts(base))
             script = workdir / "post.lua"
             script.write_text(POST_LUA % tokens["requester"])
-            results["create_purchase_request"] = wrk(base + "/api/v1/requests", script=str(script))
+            results["create_purchase_request"] = wrk(
+                base + "/api/v1/requests", script=str(script), servers_cpu=tiers
+            )
         finally:
             stop_gunicorn(server)
         server, base = start_gunicorn(
             workdir, "uncached", {**env, "PROCUREMENT_CACHE_ENABLED": "false"}
         )
+        tiers = {**tiers, "app": server.pid}
         try:
-            results["read_mix_cache_off"] = wrk(base + "/api/v1/orders", script=str(mix))
+            results["read_mix_cache_off"] = wrk(
+                base + "/api/v1/orders", script=str(mix), servers_cpu=tiers
+            )
         finally:
             stop_gunicorn(server)
         for name, r in results.items():
             rate = f" cache_hit_rate={rates[name]:.4f}" if name in rates else ""
+            cpu = "".join(f" {tier}_cpu_ms={ms:.3f}" for tier, ms in r["cpu_ms"].items())
             print(
                 f"RESULT case={name} rps={r['rps']:.1f} p50_ms={r['p50']:.2f} "
-                f"p99_ms={r['p99']:.2f} errors={r['errors']}{rate}",
+                f"p99_ms={r['p99']:.2f} errors={r['errors']}{rate}{cpu}",
                 flush=True,
             )
         ratio = results["open_orders_first_page"]["rps"] / results["health_live"]["rps"]
@@ -274,6 +333,16 @@ def main() -> None:
             f"primed_cache_hit_rate={rates['primed_single_urls']:.4f}",
             flush=True,
         )
+        # What a replica could take off the leader: the database's share of a read's CPU, with the cache
+        # (hits and misses as they come) and without it (every read a query).
+        for name in ("read_mix", "read_mix_cache_off"):
+            cpu = results[name]["cpu_ms"]
+            print(
+                f"RESULT case=replica_reads mix={name} db_share_of_cpu={cpu['db'] / sum(cpu.values()):.3f} "
+                f"app_cpu_ms={cpu['app']:.3f} db_cpu_ms={cpu['db']:.3f} "
+                f"app_to_db_cpu={cpu['app'] / max(cpu['db'], 1e-9):.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
