@@ -13,8 +13,8 @@
 # Each run counts its own tasks. Prints RESULT lines per run, then the best
 # and the median of each case; see docs/benchmarks.md for recorded figures.
 #
-# SANDBOX=cluster times the six-host sandbox instead (first converge and the
-# tuned no-op only; docs/scaling.md compares the two topologies).
+# SANDBOX=cluster times the six-host sandbox instead, with the same cases
+# (docs/scaling.md compares the two topologies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,9 +73,7 @@ rounds=${BENCH_ROUNDS:-2}
 for round in $(seq 1 "${rounds}"); do
   run "noop_tuned_r${round}" ANSIBLE_CONFIG="${PWD}/ansible.cfg"
   run "noop_mitogen_r${round}" ANSIBLE_CONFIG="${PWD}/ansible.cfg" ANSIBLE_STRATEGY=mitogen_linear
-  if [ "${topology}" = aio ]; then
-    run "noop_default_r${round}" ANSIBLE_CONFIG="${out}/defaults.cfg"
-  fi
+  run "noop_default_r${round}" ANSIBLE_CONFIG="${out}/defaults.cfg"
 done
 # The floor: as many of the cheapest task there is (a module round trip that
 # does nothing) as the tuned no-op ran, spread evenly over the hosts, with
