@@ -389,7 +389,8 @@ class Writer(_Traffic):
 # Procedures whose logic does not depend on the platform run on one host
 # only, to keep the scenario's time in bounds. Both hosts still converge,
 # pass idempotence and check mode, and run every other test.
-# - Debian 13: Vault rotation under traffic (two whole converges) and the
+# - Debian 13: Vault rotation under traffic (two whole converges, -vvv)
+#   and the leak gate that watches them and forces a failing run, and the
 #   zero-downtime deploy and rollback; the cluster scenario repeats rolling
 #   deploys on Debian 12.
 # - Debian 12: alerts made to fire (test_monitoring.py), which wait out
@@ -401,7 +402,8 @@ class Writer(_Traffic):
 #   The backup unit's dump and the restore playbook run on both.
 ONE_HOST_TESTS = {
     "stack-debian13": re.compile(
-        r"test_rotation_|test_converge_output_never_shows_a_secret|test_zero_downtime_deploys\.py::"
+        r"test_rotation_|test_converge_output_never_shows_a_secret|test_no_process_shows_a_secret"
+        r"|test_a_failing_run_shows_no_secret|test_after_the_runs_no_secret_sits|test_zero_downtime_deploys\.py::"
         r"|test_pitr\.py::test_point_in_time_restore|test_rollback_can_restore_the_pre_upgrade_backup"
     ),
     "stack-debian12": re.compile(
