@@ -33,6 +33,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DURATION = re.compile(r"^(\d+\.\d+)s (call|setup|teardown)\s*(\S*)")
 BOX = re.compile(r"^\s*\u2502 ?")
 SUMMARY = re.compile(r"\d+ (passed|failed|errors?)\b")
+# After the listed tests: "(N durations < 3s hidden. ...)".
+HIDDEN = re.compile(r"^\(\d+ durations? < ")
 SLOWEST = 5
 
 
@@ -78,7 +80,7 @@ def slowest_tests(log: Path) -> list[tuple[float, str]]:
         if not inside:
             inside = "slowest" in line and "durations" in line
             continue
-        if SUMMARY.search(line):
+        if SUMMARY.search(line) or HIDDEN.match(line):
             break
         match = DURATION.match(line)
         if match:

@@ -399,7 +399,9 @@ class Writer(_Traffic):
 #   latest WAL on Debian 12 (PostgreSQL 15).
 # - Upgrades (each about 100 s): the rollback that restores the pre-upgrade
 #   backup on Debian 13, the one that downgrades the schema on Debian 12.
-#   The backup unit's dump and the restore playbook run on both.
+# - The backup unit, then the wiped database restored by restore.yml: on
+#   Debian 12 (PostgreSQL 15). On Debian 13 the upgrade runs the same unit
+#   and the rollback restores its dump into PostgreSQL 17.
 ONE_HOST_TESTS = {
     "stack-debian13": re.compile(
         r"test_rotation_|test_converge_output_never_shows_a_secret|test_no_process_shows_a_secret"
@@ -408,7 +410,7 @@ ONE_HOST_TESTS = {
     ),
     "stack-debian12": re.compile(
         r"test_monitoring\.py::|test_pitr\.py::test_restore_to_the_latest_wal"
-        r"|test_upgrade_with_a_migration_then_rollback"
+        r"|test_upgrade_with_a_migration_then_rollback|test_backup_unit_then_wipe_and_restore_playbook"
     ),
 }
 HOST_ID = re.compile(r"\[(?:[a-z]+://)?(stack-debian\d+)")
