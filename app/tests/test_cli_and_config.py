@@ -233,7 +233,10 @@ def test_db_commands(no_dotenv, pg, database):
     assert "0005" in down.output
     up = runner.invoke(main, ["db", "upgrade"], env=env)
     assert up.exit_code == 0, up.output
-    assert "0006" in up.output
+    assert up.output.splitlines() == ["migrated from 0005", "database at 0006"]
+    again = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines() == ["database at 0006"]
     head = runner.invoke(main, ["db", "head"], env=env)
     assert head.exit_code == 0, head.output
     assert head.output.strip() == "0006"

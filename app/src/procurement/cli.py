@@ -33,11 +33,18 @@ def db() -> None:
 @db.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Migrate up to REVISION (default: the latest). Serialised by an advisory lock."""
+    """Migrate up to REVISION (default: the latest). Serialised by an advisory lock.
+
+    Prints "migrated from OLD" first when anything was applied, then "database at NEW".
+    """
     from procurement import migrate
 
+    before = migrate.current()
     migrate.upgrade(revision)
-    click.echo(f"database at {migrate.current()}")
+    after = migrate.current()
+    if after != before:
+        click.echo(f"migrated from {before or 'base'}")
+    click.echo(f"database at {after}")
 
 
 @db.command("downgrade")

@@ -390,7 +390,8 @@ class Writer(_Traffic):
 # only, to keep the scenario's time in bounds. Both hosts still converge,
 # pass idempotence and check mode, and run every other test.
 # - Debian 13: Vault rotation under traffic (two whole converges, -vvv)
-#   and the leak gate that watches them and forces a failing run, and the
+#   and the leak gate that watches them and forces a failing run (the second
+#   rotation also reinstalls a package removed by hand), and the
 #   zero-downtime deploy and rollback; the cluster scenario repeats rolling
 #   deploys on Debian 12.
 # - Debian 12: alerts made to fire (test_monitoring.py), which wait out
@@ -407,6 +408,7 @@ ONE_HOST_TESTS = {
         r"test_rotation_|test_converge_output_never_shows_a_secret|test_no_process_shows_a_secret"
         r"|test_a_failing_run_shows_no_secret|test_after_the_runs_no_secret_sits|test_zero_downtime_deploys\.py::"
         r"|test_pitr\.py::test_point_in_time_restore|test_rollback_can_restore_the_pre_upgrade_backup"
+        r"|test_a_package_removed_between_two_runs"
     ),
     "stack-debian12": re.compile(
         r"test_monitoring\.py::|test_pitr\.py::test_restore_to_the_latest_wal"

@@ -34,6 +34,8 @@ _spec.loader.exec_module(audit)
 # Where the host keeps configuration, data, logs and home directories.
 SEARCHED = "/etc /opt /srv /var /home /root /usr/local /run /tmp"
 ROTATED = ("vault_db_password", "vault_redis_password", "vault_app_secret_key")
+# One of the hardening role's tools, which nothing else depends on.
+REMOVED_BY_HAND = "debsums"
 
 
 def secret_values(secrets: dict) -> dict[str, str]:
@@ -232,7 +234,12 @@ def rotation(host, secrets, tmp_path_factory):
             "ok"
         ],
     }
+    # The roles skip packages the run found installed (the topology role's list, read at each run's
+    # start): one removed by hand between two runs must come back with the next.
+    host.check_output(f"DEBIAN_FRONTEND=noninteractive apt-get -y -q remove {REMOVED_BY_HAND}")
+    state["removed_package_gone"] = not host.package(REMOVED_BY_HAND).is_installed
     back, back_poller = under_traffic(host, secrets, {}, workdir)
+    state["removed_package_back"] = host.package(REMOVED_BY_HAND).is_installed
     state["db_restored"] = db_login(host, old["vault_db_password"])
     state["redis_restored"] = redis_login(host, old["vault_redis_password"])
     return {
@@ -242,6 +249,11 @@ def rotation(host, secrets, tmp_path_factory):
         "runs": {"forward": (forward, forward_poller), "back": (back, back_poller)},
         **state,
     }
+
+
+def test_a_package_removed_between_two_runs_is_installed_again_by_the_next(rotation):
+    assert rotation["removed_package_gone"], f"{REMOVED_BY_HAND} was still installed after apt-get remove"
+    assert rotation["removed_package_back"], f"the converge after removing {REMOVED_BY_HAND} did not install it"
 
 
 @pytest.mark.parametrize("direction", ["forward", "back"])
