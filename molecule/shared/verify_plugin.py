@@ -2,7 +2,9 @@
 
 Tests marked ``converged_state`` run first. Other tests deploy, restore and
 roll releases; a test of the converged state must see the hosts as the
-converge left them, whatever order Molecule gives the test paths in.
+converge left them, whatever order Molecule gives the test paths in. Tests
+marked ``after_every_other_test`` run last, in their own order: a whole-site
+run that must change nothing after everything the other tests did.
 
 Testinfra's commands enter the container's namespaces with ``nsenter``
 instead of going through ``docker exec``. The command runs in the same
@@ -88,8 +90,16 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "converged_state: reads the hosts as the converge left them; runs before every other test"
     )
+    config.addinivalue_line(
+        "markers", "after_every_other_test: reads the hosts as every other test left them; runs last"
+    )
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: 0 if item.get_closest_marker("converged_state") else 1)
+    def rank(item) -> int:
+        if item.get_closest_marker("converged_state"):
+            return 0
+        return 2 if item.get_closest_marker("after_every_other_test") else 1
+
+    items.sort(key=rank)

@@ -1,7 +1,8 @@
 """Automatic failover with Patroni and etcd: the cluster as converged, the endpoint the app reaches the
 leader through, a planned switchover and the loss of the leader's host under a writer, each measured
-(RESULT lines in .cache/results/failover.txt, docs/scaling.md), and the cluster converged again after it.
-The tests run in this order and each leaves the cluster whole for the next."""
+(RESULT lines in .cache/results/failover.txt, docs/scaling.md), and the cluster converged again after the
+scenario's other tests (test_members.py, test_restore.py). The tests run in this order and each leaves the
+cluster whole for the next."""
 
 from __future__ import annotations
 
@@ -203,12 +204,15 @@ def test_losing_the_leaders_host_fails_over_and_loses_no_acknowledged_write(node
         time.sleep(1)
 
 
+@pytest.mark.after_every_other_test
 @pytest.mark.parametrize("mode", ["converge", "check"])
 def test_after_the_failover_a_converge_changes_nothing(nodes, mode):
     """The roles follow whichever member leads (the app database, the exporter's role, Patroni's settings).
-    The whole site's second converge, after the switchover and the failover, changes nothing: it is this
-    scenario's idempotence step (molecule.yml leaves Molecule's own out). Check mode then runs on the whole
-    site: it is this scenario's check-mode test (conftest.py deselects the shared one)."""
+    The whole site's second converge changes nothing after every other test of the scenario: the switchover,
+    the failover, a member added and removed, the dump restored into the leader and the whole cluster
+    restored to a point in time. It is this scenario's idempotence step (molecule.yml leaves Molecule's own
+    out). Check mode then runs on the whole site: it is this scenario's check-mode test (conftest.py deselects
+    the shared one), and the one after the restores."""
     options = ["--check"] if mode == "check" else []
     result = run_playbook(str(PROJECT / "molecule/failover/converge.yml"), *options)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
