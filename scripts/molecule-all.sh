@@ -28,6 +28,8 @@ run_one() {
   # Containers left by an earlier run (another checkout, or an interrupted
   # one) would otherwise be started again with their old state.
   docker ps -aq --filter "name=^${scenario}-" | xargs -r docker rm -f >/dev/null
+  # Marks a failed run, for the end of make test's timing table.
+  rm -f "${logs}/${scenario}.failed"
   # The log as Molecule wrote it, and when each of its steps began (for the
   # timing table of make test: scripts/timing.py).
   set -o pipefail
@@ -39,6 +41,7 @@ run_one() {
   if [ "${rc}" -eq 0 ]; then
     echo "molecule: PASS ${scenario} (${seconds}s): $(grep -Eo '[0-9]+ passed[^=]*' "${logs}/${scenario}.log" | tail -n 1)"
   else
+    : >"${logs}/${scenario}.failed"
     echo "molecule: FAIL ${scenario} (${seconds}s); what failed, then the last lines of ${logs}/${scenario}.log:"
     # The first failed tasks and tests, which the recap at the end no longer shows.
     sed 's/\x1b\[[0-9;]*m//g' "${logs}/${scenario}.log" \

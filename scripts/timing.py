@@ -36,6 +36,10 @@ SUMMARY = re.compile(r"\d+ (passed|failed|errors?)\b")
 # After the listed tests: "(N durations < 3s hidden. ...)".
 HIDDEN = re.compile(r"^\(\d+ durations? < ")
 SLOWEST = 5
+# pytest's short summary (FAILED / ERROR lines) and Ansible's failed tasks.
+FAILED_TEST = re.compile(r"^(FAILED|ERROR) \S")
+FAILED_TASK = re.compile(r"^(fatal|failed): \[")
+FAILURES_SHOWN = 8
 
 
 def run(name: str, command: list[str]) -> int:
@@ -94,6 +98,37 @@ def slowest_tests(log: Path) -> list[tuple[float, str]]:
     return sorted(tests, reverse=True)[:SLOWEST]
 
 
+def unboxed(log: Path) -> list[str]:
+    """A scenario log's lines without colours and Molecule's box, wrapped lines joined again.
+
+    Molecule cuts a long line at the terminal's width and indents the rest
+    by two more spaces than the box's own.
+    """
+    lines: list[str] = []
+    for raw in ANSI.sub("", log.read_text(errors="replace")).splitlines():
+        boxed = BOX.match(raw)
+        body = raw[boxed.end() :] if boxed else raw
+        if boxed and lines and body.startswith("  ") and lines[-1].startswith(("FAILED ", "ERROR ", "fatal: ")):
+            lines[-1] += " " + body.strip()
+        else:
+            lines.append(body.rstrip())
+    return lines
+
+
+def failures(log: Path) -> list[str]:
+    """What failed in a scenario: pytest's short summary, else the first failed Ansible tasks.
+
+    The table ends with these, so that the end of a failed run's output,
+    which is often all a CI page keeps, says what failed.
+    """
+    if not log.exists():
+        return []
+    lines = unboxed(log)
+    tests = [line for line in lines if FAILED_TEST.match(line)]
+    found = tests or [line for line in lines if FAILED_TASK.match(line) and "...ignoring" not in line]
+    return [line[:400] for line in found[:FAILURES_SHOWN]]
+
+
 def table() -> str:
     lines = ["make test: where the time went (seconds)", ""]
     steps_tsv = RECORDS / "steps.tsv"
@@ -117,6 +152,12 @@ def table() -> str:
         lines.append(f"scenario {scenario}: {wall:.0f} s  ({parts})")
         for seconds, test in slowest_tests(LOGS / f"{scenario}.log"):
             lines.append(f"    {seconds:8.1f}  {test}")
+    for path in sorted(RECORDS.glob("*.steps")):
+        if (LOGS / f"{path.stem}.failed").exists():
+            lines.append(f"scenario {path.stem} FAILED:")
+            lines.extend(
+                f"    {line}" for line in failures(LOGS / f"{path.stem}.log") or ["(no failed test or task in its log)"]
+            )
     return "\n".join(lines) + "\n"
 
 
