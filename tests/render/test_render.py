@@ -189,6 +189,7 @@ def rendered(tmp_path_factory):
             roles_path = {ROLES_DIR}
             collections_path = {REPO / "collections"}:~/.ansible/collections:/usr/share/ansible/collections
             gathering = explicit
+            inject_facts_as_vars = false
             fact_caching = memory
             stdout_callback = ansible.builtin.json
             forks = {len(hosts)}
@@ -424,7 +425,8 @@ def test_releases_are_built_from_a_python_the_app_supports(platform, python, ver
     platform_python = "{major}.{minor}".format(**facts["ansible_python"]["version"])
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
     (candidates,) = include_vars_candidates(app)
-    names = [environment.from_string(name).render(facts) for name in candidates]
+    context = {"ansible_facts": {key.removeprefix("ansible_"): value for key, value in facts.items()}}
+    names = [environment.from_string(name).render(context) for name in candidates]
     chosen = next(app / "vars" / name for name in names if (app / "vars" / name).is_file())
     variables = yaml.safe_load(chosen.read_text())
     assert variables["__app_python"] == python, chosen.name
@@ -447,5 +449,5 @@ def test_el8_installs_nginx_from_a_stream_the_manual_accepts():
     tasks = task_list(yaml.safe_load((nginx / "tasks" / "install.yml").read_text()))
     enable, install = tasks[0], tasks[1]
     assert enable["ansible.builtin.dnf"]["name"] == "@nginx:{{ nginx_el8_module_stream }}/common"
-    assert "ansible_distribution_major_version == '8'" in enable["when"]
+    assert "ansible_facts['distribution_major_version'] == '8'" in enable["when"]
     assert install["ansible.builtin.package"]["name"] == "{{ __nginx_packages }}"
