@@ -15,8 +15,10 @@ if [ "${1:-}" = "-j" ]; then jobs=$2; shift 2; fi
 # the lanes' priority; the others run 5 steps nicer, so that the controller
 # side of the critical one (Ansible, pytest) is served first while they all
 # share the cores, and theirs takes what is left. The containers' own
-# processes are not children of these and keep theirs.
-critical=" ${MOLECULE_CRITICAL:-stack} "
+# processes are not children of these: the critical scenario's containers
+# weigh double on the CPU instead (molecule/shared/prepare.yml).
+export MOLECULE_CRITICAL=${MOLECULE_CRITICAL:-stack}
+critical=" ${MOLECULE_CRITICAL} "
 [ $# -gt 0 ] || { echo "usage: $0 [-j N] SCENARIO..." >&2; exit 2; }
 
 logs=.cache/molecule-logs
