@@ -36,8 +36,9 @@ SUMMARY = re.compile(r"\d+ (passed|failed|errors?)\b")
 # After the listed tests: "(N durations < 3s hidden. ...)".
 HIDDEN = re.compile(r"^\(\d+ durations? < ")
 SLOWEST = 5
-# pytest's short summary (FAILED / ERROR lines) and Ansible's failed tasks.
-FAILED_TEST = re.compile(r"^(FAILED|ERROR) \S")
+# pytest's short summary (FAILED / ERROR and a test's path; not Ansible's
+# "FAILED - RETRYING" of a task that waits) and Ansible's failed tasks.
+FAILED_TEST = re.compile(r"^(FAILED|ERROR) [^\s-]")
 FAILED_TASK = re.compile(r"^(fatal|failed): \[")
 FAILURES_SHOWN = 8
 
@@ -125,7 +126,13 @@ def failures(log: Path) -> list[str]:
         return []
     lines = unboxed(log)
     tests = [line for line in lines if FAILED_TEST.match(line)]
-    found = tests or [line for line in lines if FAILED_TASK.match(line) and "...ignoring" not in line]
+    # A failure Ansible ignores is followed by a line of its own saying so.
+    tasks = [
+        line
+        for line, after in zip(lines, lines[1:] + [""])
+        if FAILED_TASK.match(line) and not after.strip().startswith("...ignoring")
+    ]
+    found = tests or tasks
     return [line[:400] for line in found[:FAILURES_SHOWN]]
 
 

@@ -32,6 +32,7 @@ def test_a_failed_tests_summary_line_is_joined_again_and_shown_at_the_end(timing
     (timing.RECORDS / "stack.steps").write_text("create\t0.0\nend\t5.0\n")
     (timing.LOGS / "cluster.log").write_text(
         boxed(
+            "FAILED - RETRYING: [cluster-db2]: Wait for a leader in the store (40 retries left).",
             "cluster \u279c verify: Executing",
             "=========================== short test summary info ============================",
             "FAILED ../../shared/tests/test_x.py::test_rows_reach_the_replica - AssertionError: the",
@@ -58,7 +59,8 @@ def test_without_a_failed_test_the_first_failed_tasks_are_shown(timing):
             "TASK [base : Check the disk] ***",
             'fatal: [base-debian12]: FAILED! => {"changed": false, "msg": "The disk is too',
             '  small"}',
-            'fatal: [base-debian13]: FAILED! => {"msg": "x"} ...ignoring',
+            'fatal: [base-debian13]: FAILED! => {"msg": "x"}',
+            "...ignoring",
         )
     )
     (timing.LOGS / "base.failed").touch()
