@@ -100,7 +100,7 @@ def slowest_tests(log: Path) -> list[tuple[float, str]]:
 
 
 def unboxed(log: Path) -> list[str]:
-    """A scenario log's lines without colours and Molecule's box, wrapped lines joined again.
+    """A scenario log's lines without colours and Molecule's box, a failure's wrapped lines joined again.
 
     Molecule cuts a long line at the terminal's width and indents the rest
     by two more spaces than the box's own.
@@ -109,7 +109,8 @@ def unboxed(log: Path) -> list[str]:
     for raw in ANSI.sub("", log.read_text(errors="replace")).splitlines():
         boxed = BOX.match(raw)
         body = raw[boxed.end() :] if boxed else raw
-        if boxed and lines and body.startswith("  ") and lines[-1].startswith(("FAILED ", "ERROR ", "fatal: ")):
+        failure = lines and (FAILED_TEST.match(lines[-1]) or FAILED_TASK.match(lines[-1]))
+        if boxed and failure and body.startswith("  "):
             lines[-1] += " " + body.strip()
         else:
             lines.append(body.rstrip())
