@@ -8,6 +8,9 @@ service's .env holding a wrong database password) runs the migration with
 the log, the processes seen, the journal and the host's files and backups
 (scripts/leak_scan.py, judged as scripts/audit.py's leak gate judges).
 The dry run with ``--diff`` is searched by the shared check-mode test.
+
+The rotation is not undone: the host keeps the canaries, so these tests run
+after every other test of the scenario.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ SEARCHED = "/etc /opt /srv /var /home /root /usr/local /run /tmp"
 ROTATED = ("vault_db_password", "vault_redis_password", "vault_app_secret_key")
 # One of the hardening role's tools, which nothing else depends on.
 REMOVED_BY_HAND = "debsums"
+
+pytestmark = pytest.mark.after_every_other_test
 
 
 def secret_values(secrets: dict) -> dict[str, str]:
@@ -215,15 +220,25 @@ def env_holds(host, value: str) -> bool:
 
 @pytest.fixture(scope="module")
 def rotation(host, secrets, tmp_path_factory):
-    """Rotate the database, Redis and Flask secrets with site.yml under traffic, then rotate them back."""
+    """Rotate the database, Redis and Flask secrets with site.yml under traffic.
+
+    Not rotated back: every other test of the scenario has run (the module's
+    mark), and a second whole-site run would prove the same path again.
+    """
     old = {name: secrets[name] for name in ROTATED}
     # Canaries: unique values that can only have come from this run.
     new = {name: f"canary-{name.removeprefix('vault_')}-{random_secrets.token_urlsafe(24)}" for name in ROTATED}
     workdir = tmp_path_factory.mktemp("rotation")
     shipped(host, {**secret_values(secrets), **{f"new {name}": value for name, value in new.items()}})
+    # The roles skip packages the run found installed (the topology role's list, read at each run's
+    # start): one removed by hand before a run must come back with it.
+    host.check_output(f"DEBIAN_FRONTEND=noninteractive apt-get -y -q remove {REMOVED_BY_HAND}")
+    removed_package_gone = not host.package(REMOVED_BY_HAND).is_installed
     pid_before = service_pid(host)
     forward, forward_poller = under_traffic(host, secrets, new, workdir)
     state = {
+        "removed_package_gone": removed_package_gone,
+        "removed_package_back": host.package(REMOVED_BY_HAND).is_installed,
         "db_new": db_login(host, new["vault_db_password"]),
         "db_old": db_login(host, old["vault_db_password"]),
         "redis_new": redis_login(host, new["vault_redis_password"]),
@@ -234,21 +249,7 @@ def rotation(host, secrets, tmp_path_factory):
             "ok"
         ],
     }
-    # The roles skip packages the run found installed (the topology role's list, read at each run's
-    # start): one removed by hand between two runs must come back with the next.
-    host.check_output(f"DEBIAN_FRONTEND=noninteractive apt-get -y -q remove {REMOVED_BY_HAND}")
-    state["removed_package_gone"] = not host.package(REMOVED_BY_HAND).is_installed
-    back, back_poller = under_traffic(host, secrets, {}, workdir)
-    state["removed_package_back"] = host.package(REMOVED_BY_HAND).is_installed
-    state["db_restored"] = db_login(host, old["vault_db_password"])
-    state["redis_restored"] = redis_login(host, old["vault_redis_password"])
-    return {
-        "old": old,
-        "new": new,
-        "pid_before": pid_before,
-        "runs": {"forward": (forward, forward_poller), "back": (back, back_poller)},
-        **state,
-    }
+    return {"old": old, "new": new, "pid_before": pid_before, "runs": {"forward": (forward, forward_poller)}, **state}
 
 
 def test_a_package_removed_between_two_runs_is_installed_again_by_the_next(rotation):
@@ -256,9 +257,8 @@ def test_a_package_removed_between_two_runs_is_installed_again_by_the_next(rotat
     assert rotation["removed_package_back"], f"the converge after removing {REMOVED_BY_HAND} did not install it"
 
 
-@pytest.mark.parametrize("direction", ["forward", "back"])
-def test_rotation_converges_without_a_failed_request(rotation, direction):
-    result, poller = rotation["runs"][direction]
+def test_rotation_converges_without_a_failed_request(rotation):
+    result, poller = rotation["runs"]["forward"]
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert poller.ok > 50, f"only {poller.ok} requests answered"
     assert poller.failures == [], f"{len(poller.failures)} failed requests, first: {poller.failures[:5]}"
@@ -267,13 +267,11 @@ def test_rotation_converges_without_a_failed_request(rotation, direction):
 def test_rotation_changes_the_database_password(rotation):
     assert rotation["db_new"], "the new database password is refused"
     assert not rotation["db_old"], "the old database password still works"
-    assert rotation["db_restored"], "rotating back did not restore the Vault's password"
 
 
 def test_rotation_changes_the_redis_password(rotation):
     assert rotation["redis_new"], "Redis refuses the new password"
     assert not rotation["redis_old"], "Redis still accepts the old password"
-    assert rotation["redis_restored"], "rotating back did not restore the Vault's password"
 
 
 def test_rotation_reloads_the_service_gracefully_with_the_new_settings(rotation):
