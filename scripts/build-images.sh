@@ -4,7 +4,16 @@
 # from the Debian archive and imported. An image is rebuilt only when this
 # recipe changes (its hash is stored as a label on the image).
 #
-# Usage: scripts/build-images.sh [debian12] [debian13]   (default: both)
+# Usage: scripts/build-images.sh [debian12] [debian13] [debian12-common]
+#        (default: all three)
+#
+# debian12-common is debian12 with the packages every host of the multi-host
+# scenarios (cluster, failover) gets from the base, hardening, firewall and
+# node_exporter roles already installed, as a provisioning template leaves
+# a server. Their converges then install only what each tier adds; the
+# scenarios on the bare images (stack, base, firewall) still prove those
+# installs. The list is the same packages, dependencies and recommendations
+# included, that those roles leave on a bare Debian 12 host.
 set -euo pipefail
 
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -15,9 +24,19 @@ repo=${IMAGE_REPO:-procurement-systemd}
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,iproute2,procps,openssh-server,ca-certificates,gnupg
 recipe=$(sha256sum "$0" | cut -c1-16)
 
+common_packages="acl apt-listchanges apt-show-versions curl debsums htop iptables libapt-pkg-perl libbrotli1
+  libcrack2 libcurl4 libdpkg-perl libestr0 libfastjson4 libfile-fnmatch-perl libgdbm-compat4 libgdbm6 libglib2.0-0
+  libip6tc2 libjansson4 liblognorm5 libnetfilter-conntrack3 libnfnetlink0 libnftables1 libnftnl11 libnghttp2-14
+  libnl-3-200 libnl-genl-3-200 libpam-pwquality libpam-tmpdir libperl5.36 libpopt0 libpsl5 libpwquality-common
+  libpwquality1 librtmp1 libsensors-config libsensors5 libssh2-1 logrotate lsb-release net-tools netbase nftables
+  perl perl-modules-5.36 prometheus-node-exporter python3-cffi-backend python3-cryptography python3-dbus
+  python3-debconf python3-distro-info python3-distutils python3-lib2to3 python3-pip python3-pip-whl
+  python3-pkg-resources python3-setuptools python3-setuptools-whl python3-venv python3-wheel python3.11-venv rsync
+  rsyslog sysstat systemd-timesyncd ufw unattended-upgrades xz-utils"
+
 declare -A suites=([debian12]=bookworm [debian13]=trixie)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(debian12 debian13)
+[ ${#targets[@]} -gt 0 ] || targets=(debian12 debian13 debian12-common)
 
 build() {
   local tag=$1 suite=$2 root
@@ -72,16 +91,63 @@ build() {
   echo "build-images: built ${image}"
 }
 
+# debian12 with the common packages installed (above): a container of the
+# base image runs apt (without systemd, so no service starts), and is
+# committed as the new image.
+build_common() {
+  local image="${repo}:debian12-common" builder="${repo}-debian12-common-build"
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "${image}" 2>/dev/null)" = "${recipe}" ]; then
+    echo "build-images: ${image} is current (recipe ${recipe})"
+    return 0
+  fi
+  echo "build-images: installing the common packages into ${image}"
+  docker rm -f "${builder}" >/dev/null 2>&1 || true
+  local names
+  names=$(echo ${common_packages})
+  # Each container must still generate its own machine id (as in the base).
+  docker run --name "${builder}" "${repo}:debian12" /bin/sh -c \
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${names} && apt-get clean && rm -rf /var/lib/apt/lists/* && : >/etc/machine-id" \
+    >"/var/tmp/${repo}-debian12-common.log" 2>&1 || {
+    tail -n 30 "/var/tmp/${repo}-debian12-common.log" >&2
+    docker rm -f "${builder}" >/dev/null
+    return 1
+  }
+  docker commit \
+    --change 'ENV container=docker' \
+    --change "LABEL recipe=${recipe}" \
+    --change 'CMD ["/lib/systemd/systemd"]' \
+    "${builder}" "${image}" >/dev/null
+  docker rm -f "${builder}" >/dev/null
+  rm -f "/var/tmp/${repo}-debian12-common.log"
+  echo "build-images: built ${image}"
+}
+
 for tag in "${targets[@]}"; do
-  [ -n "${suites[$tag]:-}" ] || { echo "build-images: unknown image '${tag}' (known: ${!suites[*]})" >&2; exit 2; }
+  [ -n "${suites[$tag]:-}" ] || [ "${tag}" = debian12-common ] ||
+    { echo "build-images: unknown image '${tag}' (known: ${!suites[*]} debian12-common)" >&2; exit 2; }
 done
 # Side by side: a bootstrap waits on the mirror as much as on the CPU, so
-# two finish sooner together than one after the other.
+# two finish sooner together than one after the other. The common image
+# follows its base.
 pids=()
 for tag in "${targets[@]}"; do
-  build "${tag}" "${suites[$tag]}" &
+  case "${tag}" in
+    debian12-common) continue ;;
+    debian12)
+      if [[ " ${targets[*]} " == *" debian12-common "* ]]; then
+        { build debian12 "${suites[debian12]}" && build_common; } &
+      else
+        build debian12 "${suites[debian12]}" &
+      fi
+      ;;
+    *) build "${tag}" "${suites[$tag]}" & ;;
+  esac
   pids+=("$!")
 done
+if [[ " ${targets[*]} " == *" debian12-common "* && " ${targets[*]} " != *" debian12 "* ]]; then
+  { build debian12 "${suites[debian12]}" && build_common; } &
+  pids+=("$!")
+fi
 rc=0
 for pid in "${pids[@]}"; do
   wait "${pid}" || rc=1
