@@ -122,32 +122,25 @@ build_common() {
   echo "build-images: built ${image}"
 }
 
+# The common image is built after its base; each base once.
+common=false
+declare -A bases=()
 for tag in "${targets[@]}"; do
-  [ -n "${suites[$tag]:-}" ] || [ "${tag}" = debian12-common ] ||
-    { echo "build-images: unknown image '${tag}' (known: ${!suites[*]} debian12-common)" >&2; exit 2; }
+  if [ "${tag}" = debian12-common ]; then common=true; tag=debian12; fi
+  [ -n "${suites[$tag]:-}" ] || { echo "build-images: unknown image '${tag}' (known: ${!suites[*]} debian12-common)" >&2; exit 2; }
+  bases[$tag]=1
 done
 # Side by side: a bootstrap waits on the mirror as much as on the CPU, so
-# two finish sooner together than one after the other. The common image
-# follows its base.
+# two finish sooner together than one after the other.
 pids=()
-for tag in "${targets[@]}"; do
-  case "${tag}" in
-    debian12-common) continue ;;
-    debian12)
-      if [[ " ${targets[*]} " == *" debian12-common "* ]]; then
-        { build debian12 "${suites[debian12]}" && build_common; } &
-      else
-        build debian12 "${suites[debian12]}" &
-      fi
-      ;;
-    *) build "${tag}" "${suites[$tag]}" & ;;
-  esac
+for tag in "${!bases[@]}"; do
+  if [ "${tag}" = debian12 ] && "${common}"; then
+    { build debian12 "${suites[debian12]}" && build_common; } &
+  else
+    build "${tag}" "${suites[$tag]}" &
+  fi
   pids+=("$!")
 done
-if [[ " ${targets[*]} " == *" debian12-common "* && " ${targets[*]} " != *" debian12 "* ]]; then
-  { build debian12 "${suites[debian12]}" && build_common; } &
-  pids+=("$!")
-fi
 rc=0
 for pid in "${pids[@]}"; do
   wait "${pid}" || rc=1
