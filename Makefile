@@ -32,7 +32,7 @@ SCENARIOS ?= $(STACK_SCENARIOS) $(ROLE_SCENARIOS)
 MOLECULE_JOBS ?= 4
 # Topology of make sandbox: aio (one host) or cluster (six).
 SANDBOX ?= aio
-SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan pgbackrest python3-psycopg2 lynis testssl.sh
+SYSTEM_PACKAGES := docker.io debootstrap python3-venv postgresql pgbouncer redis-server nginx wrk pigz git rsync openssh-client chromium chromium-driver prometheus sslscan pgbackrest python3-psycopg2 lynis testssl.sh shellcheck
 
 .PHONY: help
 help: ## List the targets
@@ -89,12 +89,14 @@ lock: ## Re-pin the controller tooling from requirements/controller.in
 	mv requirements/controller.txt.new requirements/controller.txt
 
 .PHONY: lint
-lint: venv ## yamllint, ansible-lint (production profile), ruff
+lint: venv ## yamllint, ansible-lint (production profile), ansible-test sanity, ruff
 	yamllint -s .
 	ANSIBLE_VAULT_PASSWORD_FILE=inventory/sandbox/vault-password.txt ansible-lint --offline -q
 	python scripts/check_role_specs.py
 	python scripts/role_docs.py --check
 	python scripts/check_doc_paths.py
+	python scripts/release.py --check >/dev/null
+	scripts/sanity.sh
 	ruff check molecule scripts tests plugins roles playbooks compliance
 	ruff format --check molecule scripts tests plugins roles playbooks compliance
 	$(MAKE) -C app lint
@@ -118,6 +120,14 @@ audit: venv ## Measure the deployed sandbox's security baseline (AUDIT_ARGS="--h
 .PHONY: app-dist
 app-dist: ## Build the release artifact (app wheel + wheelhouse): make app-dist PYTHON_VERSION=3.11
 	$(MAKE) -C app dist PYTHON_VERSION=$(PYTHON_VERSION)
+
+.PHONY: dist
+dist: artifacts ## The release in dist/: the collection tarball (procurement.ops), the app's artifacts, SHA256SUMS
+	scripts/dist.sh dist
+
+.PHONY: release
+release: venv ## Bump the collection and the app to one new version and release the changelog fragments: make release VERSION=1.1.0
+	python scripts/release.py $(VERSION)
 
 .PHONY: artifacts
 artifacts: ## Build the release artifact for each test host's Python once, before the scenarios share it

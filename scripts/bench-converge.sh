@@ -55,7 +55,7 @@ run() { # case label, then env assignments for ansible-playbook (PLAYBOOK: site.
 # are gathered on every play and not cached, forks are 5.
 cat >"${out}/defaults.cfg" <<CFG
 [defaults]
-roles_path = ${PWD}/roles
+collections_path = ${PWD}:${PWD}/collections
 host_key_checking = true
 interpreter_python = auto_silent
 [vars_host_group_vars]

@@ -20,7 +20,7 @@ PLAY = [
         "hosts": "all",
         "gather_facts": False,
         "tasks": [
-            {"ansible.builtin.include_role": {"name": "app", "tasks_from": "migrate_choose_host.yml"}},
+            {"ansible.builtin.include_role": {"name": "procurement.ops.app", "tasks_from": "migrate_choose_host.yml"}},
             {"ansible.builtin.debug": {"var": "__app_migrates_here"}},
         ],
     }
@@ -33,7 +33,7 @@ def migrating(tmp_path: Path, hosts: dict[str, dict]) -> set[str]:
     }
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False))
-    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_ROLES_PATH": str(ROOT / "roles")}
+    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_COLLECTIONS_PATH": str(ROOT)}
     env.pop("ANSIBLE_CONFIG", None)
     playbook = Path(sys.executable).parent / "ansible-playbook"
     run = subprocess.run(

@@ -14,7 +14,7 @@ PLAY = """\
   hosts: localhost
   gather_facts: true
   roles:
-    - role: firewall
+    - role: procurement.ops.firewall
       vars:
         firewall_rules:
           - {port: 80, comment: HTTP}
@@ -26,7 +26,7 @@ PLAY = """\
 def test_a_firewall_rule_with_a_bad_port_is_named(tmp_path):
     playbook = tmp_path / "check.yml"
     playbook.write_text(PLAY)
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT), "ANSIBLE_NOCOLOR": "1"}
     result = subprocess.run(
         [
             str(BIN / "ansible-playbook"),

@@ -24,7 +24,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-ROLES_DIR = REPO / "roles"
+ROLES_DIR = REPO / "ansible_collections/procurement/ops/roles"
 FACTS = {path.stem: json.loads(path.read_text()) for path in sorted((HERE / "facts").glob("*.json"))}
 ROLES = sorted(path for path in ROLES_DIR.iterdir() if (path / "tasks").is_dir()) if ROLES_DIR.is_dir() else []
 # Roles that change hosts; topology only decides values, the same on every platform.
@@ -90,7 +90,7 @@ def role_render_tasks(role: Path) -> list[dict]:
         steps.append(
             {
                 "name": f"Load the variables of {role.name}",
-                "ansible.builtin.include_role": {"name": role.name, "tasks_from": "variables.yml", "public": True},
+                "ansible.builtin.include_role": {"name": f"procurement.ops.{role.name}", "tasks_from": "variables.yml", "public": True},
             }
         )
     for entry in template_tasks(role):
@@ -186,8 +186,7 @@ def rendered(tmp_path_factory):
         textwrap.dedent(
             f"""\
             [defaults]
-            roles_path = {ROLES_DIR}
-            collections_path = {REPO / "collections"}:~/.ansible/collections:/usr/share/ansible/collections
+            collections_path = {REPO}:{REPO / "collections"}:~/.ansible/collections:/usr/share/ansible/collections
             gathering = explicit
             inject_facts_as_vars = false
             fact_caching = memory

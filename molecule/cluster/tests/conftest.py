@@ -23,6 +23,7 @@ PROJECT = stack.PROJECT
 SERVER_NAME = stack.SERVER_NAME
 Poller = stack.Poller
 deploy = stack.deploy
+playbook = stack.playbook
 concurrent_writes = stack.concurrent_writes
 too_many_clients = stack.too_many_clients
 stop_postgresql = stack.stop_postgresql

@@ -29,8 +29,8 @@ def _rotate(host, tmp_path: Path, password: str) -> None:
     playbook.write_text(
         "- hosts: all\n"
         "  tasks:\n"
-        "    - ansible.builtin.include_role: {name: postgresql, tasks_from: credentials.yml}\n"
-        "    - ansible.builtin.include_role: {name: pgbouncer, tasks_from: credentials.yml}\n"
+        "    - ansible.builtin.include_role: {name: procurement.ops.postgresql, tasks_from: credentials.yml}\n"
+        "    - ansible.builtin.include_role: {name: procurement.ops.pgbouncer, tasks_from: credentials.yml}\n"
     )
     extra = tmp_path / "password.yml"
     extra.write_text(f"postgresql_db_password: {password}\n")

@@ -42,6 +42,12 @@ TARGETS = {
 }
 
 
+def playbook(name: str) -> str:
+    """A playbook of the collection procurement.ops, as ansible-playbook names it: in this scenario the
+    collection installed from its tarball (molecule.yml), against the sandbox the repository's."""
+    return "procurement.ops." + name.removesuffix(".yml")
+
+
 def deploy(*extra: str) -> subprocess.CompletedProcess:
     """ansible-playbook against the scenario's inventory, as an operator runs it (plain output, captured)."""
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}

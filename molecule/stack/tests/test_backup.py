@@ -11,7 +11,7 @@ import time
 
 import pytest
 from alerting import https_status
-from conftest import PROJECT, TARGETS, Writer, stop_postgresql, wait_ready
+from conftest import TARGETS, Writer, playbook, stop_postgresql, wait_ready
 from test_zero_downtime_deploys import deploy, release_tree, target_python
 
 BACKUP_DIR = "/backup/procurement"
@@ -62,15 +62,16 @@ def metric(host, name: str) -> float:
     raise AssertionError(f"{name} not in the textfile")
 
 
-def run_playbook(host, playbook: str, *extra: str):
-    result = deploy(str(PROJECT / "playbooks" / playbook), "--limit", host.backend.get_hostname(), *extra)
+def run_playbook(host, name: str, *extra: str):
+    result = deploy(playbook(name), "--limit", host.backend.get_hostname(), *extra)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return result
 
 
 def upgrade_to(host, tree) -> None:
     """The manual's upgrade to the release in ``tree``, which adds migration 0007."""
-    run_playbook(host, "upgrade.yml", "-e", f"app_source_dir={tree}")
+    # From the tree's source: no artifact folder (the scenario's inventory names the release's).
+    run_playbook(host, "upgrade.yml", "-e", f"app_source_dir={tree}", "-e", "app_artifact_dir=")
     assert psql(host, "SELECT version_num FROM alembic_version") == "0007"
 
 
@@ -138,12 +139,12 @@ def test_backup_unit_then_wipe_and_restore_playbook_brings_every_row_back(host, 
     host.check_output("runuser -u postgres -- dropdb --force procurement_db")
     host.check_output("runuser -u postgres -- createdb -O procurement_user procurement_db")
 
-    refused = deploy(str(PROJECT / "playbooks/restore.yml"), "--limit", host.backend.get_hostname())
+    refused = deploy(playbook("restore"), "--limit", host.backend.get_hostname())
     assert refused.returncode != 0
     assert "restore_confirm=yes" in " ".join((refused.stdout + refused.stderr).split())
     # An archive is named from the backup folder: a path elsewhere is refused before anything reads it.
     outside = deploy(
-        str(PROJECT / "playbooks/restore.yml"),
+        playbook("restore"),
         "--limit",
         host.backend.get_hostname(),
         "-e",

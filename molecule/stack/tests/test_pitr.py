@@ -7,7 +7,7 @@ import json
 import shlex
 import time
 
-from conftest import PROJECT, Api
+from conftest import Api, playbook
 from test_backup import psql, run_playbook
 from test_zero_downtime_deploys import deploy
 
@@ -166,7 +166,7 @@ def test_a_bad_point_in_time_request_is_refused_before_anything_stops(host):
         ([], "restore_method=pitr needs one target"),
     ):
         result = deploy(
-            str(PROJECT / "playbooks/restore.yml"),
+            playbook("restore"),
             "--limit",
             host.backend.get_hostname(),
             "-e",

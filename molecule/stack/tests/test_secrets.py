@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import INVENTORY, PROJECT, TARGETS, Poller
+from conftest import INVENTORY, PROJECT, TARGETS, Poller, playbook
 
 sys.path.insert(0, str(PROJECT / "scripts"))
 _spec = importlib.util.spec_from_file_location("audit", PROJECT / "scripts/audit.py")
@@ -166,7 +166,7 @@ def converge(host, overrides: dict, workdir: Path, *extra_args: str) -> subproce
             ["ansible-playbook", "-i", INVENTORY, "--limit", host.backend.get_hostname(), "--diff", "-vvv"]
             + (["-e", f"@{extra}"] if overrides else [])
             + list(extra_args)
-            + [str(PROJECT / "playbooks/site.yml")],
+            + [playbook("site")],
             env=env,
             capture_output=True,
             text=True,

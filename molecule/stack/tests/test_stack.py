@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
-    PROJECT,
     SERVER_NAME,
     TARGETS,
     Api,
     concurrent_writes,
     failed_units,
+    playbook,
     purchasing_flow,
     stop_postgresql,
     too_many_clients,
@@ -175,7 +175,7 @@ def test_a_tier_group_typo_stops_site_yml_before_this_host_changes(host):
                 "ansible-playbook",
                 "-i",
                 str(typo),
-                str(PROJECT / "playbooks/site.yml"),
+                playbook("site"),
                 "--limit",
                 host.backend.get_hostname(),
             ],

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, Poller, deploy
+from conftest import PROJECT, Poller, deploy, playbook
 
 PORTS = {"stack-debian12": 9443, "stack-debian13": 9444}
 
@@ -85,7 +85,8 @@ def test_new_release_under_steady_traffic_fails_no_request_and_rolls_back(
     poller.start()
     try:
         time.sleep(2)
-        result = deploy(str(PROJECT / "playbooks/deploy.yml"), "--limit", name, "-e", f"app_source_dir={tree}")
+        # From the tree's source: no artifact folder (the scenario's inventory names the release's).
+        result = deploy(playbook("deploy"), "--limit", name, "-e", f"app_source_dir={tree}", "-e", "app_artifact_dir=")
         time.sleep(2)
     finally:
         poller.stop()
@@ -95,7 +96,7 @@ def test_new_release_under_steady_traffic_fails_no_request_and_rolls_back(
     assert poller.failures == [], poller.failures[:5]
     assert row_count(host) == rows_before
 
-    result = deploy(str(PROJECT / "playbooks/rollback.yml"), "--limit", name)
+    result = deploy(playbook("rollback"), "--limit", name)
     assert result.returncode == 0, result.stdout[-4000:]
     assert current_release(host) == base_version
     assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health/ready").stdout == "200"
@@ -108,11 +109,13 @@ def test_broken_release_is_switched_back_and_the_old_one_keeps_serving(host, sec
     )
     rows_before = row_count(host)
     result = deploy(
-        str(PROJECT / "playbooks/deploy.yml"),
+        playbook("deploy"),
         "--limit",
         name,
         "-e",
         f"app_source_dir={tree}",
+        "-e",
+        "app_artifact_dir=",
         "-e",
         "app_health_timeout=20",
     )
