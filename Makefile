@@ -97,8 +97,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ansible-test sanity, 
 	python scripts/check_doc_paths.py
 	python scripts/release.py --check >/dev/null
 	scripts/sanity.sh
-	ruff check molecule scripts tests plugins roles playbooks compliance
-	ruff format --check molecule scripts tests plugins roles playbooks compliance
+	ruff check molecule scripts tests plugins compliance ansible_collections
+	ruff format --check molecule scripts tests plugins compliance ansible_collections
 	$(MAKE) -C app lint
 
 .PHONY: test-app

@@ -15,7 +15,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-_spec = importlib.util.spec_from_file_location("topology", ROOT / "ansible_collections/procurement/ops/plugins/filter/topology.py")
+_spec = importlib.util.spec_from_file_location(
+    "topology", ROOT / "ansible_collections/procurement/ops/plugins/filter/topology.py"
+)
 topology = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(topology)
 ENTRY_PLAYBOOKS = [

@@ -16,7 +16,9 @@ TWO_BACKUPS_INVENTORY = "tests/inventories/two-backups"
 DEFAULT_PORTS = {"app": 8000, "postgresql": 5432, "redis": 6379}
 CHOSEN_PORTS = {"app": 8100, "postgresql": 5433, "redis": 6380}
 
-_spec = importlib.util.spec_from_file_location("topology", ROOT / "ansible_collections/procurement/ops/plugins/filter/topology.py")
+_spec = importlib.util.spec_from_file_location(
+    "topology", ROOT / "ansible_collections/procurement/ops/plugins/filter/topology.py"
+)
 topology = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(topology)
 

@@ -90,7 +90,11 @@ def role_render_tasks(role: Path) -> list[dict]:
         steps.append(
             {
                 "name": f"Load the variables of {role.name}",
-                "ansible.builtin.include_role": {"name": f"procurement.ops.{role.name}", "tasks_from": "variables.yml", "public": True},
+                "ansible.builtin.include_role": {
+                    "name": f"procurement.ops.{role.name}",
+                    "tasks_from": "variables.yml",
+                    "public": True,
+                },
             }
         )
     for entry in template_tasks(role):

@@ -1,5 +1,4 @@
-# -*- coding: utf-8 -*-
-# SPDX-License-Identifier: MIT (the collection's license, galaxy.yml)
+# SPDX-License-Identifier: MIT
 # The documentation of the action plugin plugins/action/role_arguments.py,
 # which does all the work on the controller; there is no module to run.
 
