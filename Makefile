@@ -129,6 +129,14 @@ dist: artifacts ## The release in dist/: the collection tarball (procurement.ops
 release: venv ## Bump the collection and the app to one new version and release the changelog fragments: make release VERSION=1.1.0
 	python scripts/release.py $(VERSION)
 
+.PHONY: ee
+ee: venv docker images ## Build the execution environment procurement-ee:<version> with ansible-builder (execution-environment.yml)
+	scripts/build-ee.sh
+
+.PHONY: ee-run
+ee-run: venv ## site.yml with ansible-navigator in the execution environment, against the sandbox (make ee, make sandbox first)
+	scripts/ee-run.sh
+
 .PHONY: artifacts
 artifacts: ## Build the release artifact for each test host's Python once, before the scenarios share it
 	@$(MAKE) -s -C app venv

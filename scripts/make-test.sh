@@ -3,10 +3,11 @@
 #
 #   1. setup: the tools, then the test hosts' images beside the release
 #      artifacts the scenarios share (each built once);
-#   2. the Molecule scenarios start in the background (niced), while lint,
-#      the repository tests, the dependency audit and the app's tests run in
-#      the foreground: those are single-threaded, so the scenarios get the
-#      other core instead of waiting for them;
+#   2. the Molecule scenarios start in the background (niced), while lint
+#      (ansible-test sanity with it), the release (make dist), the
+#      repository tests, the dependency audit and the app's tests run in the
+#      foreground: those are single-threaded, so the scenarios get the other
+#      core instead of waiting for them;
 #   3. the timing table (scripts/timing.py), also in .cache/test-timing.txt.
 #
 # A failed foreground check stops the scenarios; the table is printed either
@@ -67,7 +68,7 @@ molecule_news() {
 }
 
 failed=""
-for beside in lint test-repo audit-deps test-app; do
+for beside in lint dist test-repo audit-deps test-app; do
   if ! step "${beside}"; then
     failed=${beside}
     break

@@ -18,49 +18,53 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COLLECTION = ROOT / "ansible_collections/procurement/ops"
+COLLECTION = Path("ansible_collections/procurement/ops")
 GALAXY = COLLECTION / "galaxy.yml"
-PYPROJECT = ROOT / "app/pyproject.toml"
+PYPROJECT = Path("app/pyproject.toml")
 # The line each file keeps its version on (the first such line).
 PATTERNS = {GALAXY: re.compile(r'(?m)^version: *"?([^"\s]+)"?$'), PYPROJECT: re.compile(r'(?m)^version = "([^"]+)"$')}
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
-def versions() -> dict[Path, str]:
+class ReleaseError(Exception):
+    pass
+
+
+def versions(root: Path) -> dict[Path, str]:
     found = {}
     for path, pattern in PATTERNS.items():
-        match = pattern.search(path.read_text())
+        match = pattern.search((root / path).read_text())
         if not match:
-            raise SystemExit(f"release: no version line in {path.relative_to(ROOT)}")
+            raise ReleaseError(f"no version line in {path}")
         found[path] = match[1]
     return found
 
 
-def current() -> str:
-    found = versions()
+def current(root: Path = ROOT) -> str:
+    found = versions(root)
     if len(set(found.values())) != 1:
-        listed = ", ".join(f"{path.relative_to(ROOT)} has {version}" for path, version in found.items())
-        raise SystemExit(f"release: the collection and the app must carry one version: {listed}")
+        listed = ", ".join(f"{path} has {version}" for path, version in found.items())
+        raise ReleaseError(f"the collection and the app must carry one version: {listed}")
     return found[GALAXY]
 
 
-def bump(version: str) -> None:
+def bump(version: str, root: Path = ROOT, today: dt.date | None = None) -> str:
+    """Set both versions to ``version`` and release the fragments under it; return the old version."""
     if not SEMVER.match(version):
-        raise SystemExit(f"release: {version!r} is not a version like 1.2.3")
-    old = current()
+        raise ReleaseError(f"{version!r} is not a version like 1.2.3")
+    old = current(root)
     if tuple(map(int, version.split("."))) <= tuple(map(int, old.split("."))):
-        raise SystemExit(f"release: {version} is not after the current {old}")
+        raise ReleaseError(f"{version} is not after the current {old}")
     tool = shutil.which("antsibull-changelog")
     if not tool:
-        raise SystemExit("release: antsibull-changelog is not installed (make venv)")
+        raise ReleaseError("antsibull-changelog is not installed (make venv)")
     for path, pattern in PATTERNS.items():
-        text = path.read_text()
+        text = (root / path).read_text()
         start, end = pattern.search(text).span(1)
-        path.write_text(text[:start] + version + text[end:])
-    subprocess.run(
-        [tool, "release", "--version", version, "--date", dt.date.today().isoformat()], cwd=COLLECTION, check=True
-    )
-    print(f"release: {old} -> {version}; CHANGELOG.md has the fragments released. Build it with: make dist")
+        (root / path).write_text(text[:start] + version + text[end:])
+    day = (today or dt.date.today()).isoformat()
+    subprocess.run([tool, "release", "--version", version, "--date", day], cwd=root / COLLECTION, check=True)
+    return old
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--check", action="store_true", help="print the version; fail when the two disagree")
     group.add_argument("version", nargs="?", help="the release's version, e.g. 1.1.0")
     args = parser.parse_args(argv)
-    if args.check:
-        print(current())
-    else:
-        bump(args.version)
+    try:
+        if args.check:
+            print(current())
+        else:
+            old = bump(args.version)
+            print(f"release: {old} -> {args.version}; CHANGELOG.md lists the released fragments. Build it: make dist")
+    except ReleaseError as error:
+        print(f"release: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -148,7 +148,9 @@ def table() -> str:
         started = RECORDS / "started"
         if started.exists():
             wall = time.time() - int(started.read_text())
-            lines.append(f"{'wall time':<24}{wall:>7.0f}  (molecule runs beside lint, test-repo, audit-deps, test-app)")
+            lines.append(
+                f"{'wall time':<24}{wall:>7.0f}  (molecule runs beside lint, dist, test-repo, audit-deps, test-app)"
+            )
         lines.append("")
     for path in sorted(RECORDS.glob("*.steps")):
         scenario = path.stem

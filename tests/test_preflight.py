@@ -28,7 +28,7 @@ ENTRY_PLAYBOOKS = [
     "restore.yml",
     "backup.yml",
     "switchover.yml",
-    "remove-member.yml",
+    "remove_member.yml",
 ]
 
 

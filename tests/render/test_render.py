@@ -136,7 +136,7 @@ def required_options(role: Path) -> dict:
 
 
 def group_vars_files() -> list[Path]:
-    """The plain (not Vault-encrypted) files of the repository's group_vars/all."""
+    """The plain (not Vault-encrypted) files of the shared settings (group_vars/all)."""
     directory = REPO / "group_vars" / "all"
     files = sorted(directory.glob("*.yml")) if directory.is_dir() else []
     return [path for path in files if not path.read_text().startswith("$ANSIBLE_VAULT")]

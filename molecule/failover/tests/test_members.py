@@ -1,7 +1,7 @@
 """Adding and removing a member, after the failover tests.
 
 failover-db3 starts in no tier. It joins the cluster when site.yml runs with it in the db group (Patroni
-clones it from whichever member leads), and leaves by remove-member.yml (which refuses the leader);
+clones it from whichever member leads), and leaves by remove_member.yml (which refuses the leader);
 site.yml without it then takes it out of HAProxy and the firewalls. The joining run also rotates the
 database password, which reaches the leader and, by replication, every member; the last run rotates it
 back. The cluster is back to its two members and its password for the tests after these.
@@ -86,13 +86,13 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
     )
     assert refused.returncode != 0 and "synchronous standby only" in said(refused), said(refused)[-3000:]
     refused = run_playbook(
-        "-i", str(extra), str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": leading})
+        "-i", str(extra), str(PROJECT / "playbooks/remove_member.yml"), "-e", json.dumps({"remove_member": leading})
     )
     assert refused.returncode != 0 and f"{leading} leads the cluster" in said(refused), said(refused)[-3000:]
     assert members(nodes[DB_HOSTS[0]]).keys() == state.keys() and leader(nodes) == leading
 
     left = run_playbook(
-        "-i", str(extra), str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": NEW})
+        "-i", str(extra), str(PROJECT / "playbooks/remove_member.yml"), "-e", json.dumps({"remove_member": NEW})
     )
     assert left.returncode == 0, left.stdout[-4000:] + left.stderr[-2000:]
     state = wait_for_cluster(nodes, DB_HOSTS[0], timeout=240)
@@ -116,7 +116,7 @@ def test_a_member_joins_by_site_yml_and_leaves_by_remove_member(nodes, lb, secre
 
 def test_remove_member_refuses_to_leave_fewer_than_two(nodes):
     refused = run_playbook(
-        str(PROJECT / "playbooks/remove-member.yml"), "-e", json.dumps({"remove_member": DB_HOSTS[1]})
+        str(PROJECT / "playbooks/remove_member.yml"), "-e", json.dumps({"remove_member": DB_HOSTS[1]})
     )
     assert refused.returncode != 0
     assert "remove_member:" in said(refused) and "at least two" in said(refused), said(refused)[-3000:]
