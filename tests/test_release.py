@@ -82,3 +82,13 @@ def test_the_execution_environment_pins_the_controllers_versions():
     for pin in ee:
         name, version = pin.split("==")
         assert pins.get(name.lower()) == version, f"{pin}: the controller has {pins.get(name.lower())}"
+
+
+def test_the_execution_environment_definition_is_valid():
+    from ansible_builder.user_definition import UserDefinition  # noqa: PLC0415 - the controller's ansible-builder
+
+    definition = UserDefinition(str(ROOT / "execution-environment.yml"))
+    definition.validate()  # the schema, and the requirement files it names exist
+    assert definition.build_arg_defaults["EE_BASE_IMAGE"] == "procurement-ee-base:debian12"
+    galaxy = yaml.safe_load((ROOT / "requirements/ee-galaxy.yml").read_text())
+    assert galaxy["collections"] == [{"name": "/build/procurement-ops.tar.gz", "type": "file"}]
