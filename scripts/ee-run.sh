@@ -13,6 +13,6 @@ docker image inspect procurement-ee:latest >/dev/null 2>&1 \
 mkdir -p .cache
 # ansible-navigator mounts the repository (the playbook's project) at the
 # same path inside: the inventory, its keys and the release's artifacts.
-exec ansible-navigator run playbooks/site.yml -i "${inventory}" \
+exec ansible-navigator run playbooks/site.yml --mode stdout -i "${inventory}" \
     --vault-password-file "${EE_VAULT_PASSWORD_FILE:-inventory/sandbox/vault-password.txt}" \
     -e "app_artifact_dir=$(pwd)/dist" "$@"
