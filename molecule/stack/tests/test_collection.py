@@ -33,6 +33,16 @@ def released_version() -> str:
 
 
 def test_the_only_procurement_ops_on_the_path_is_the_one_installed_from_the_tarball():
+    # The collection path of every playbook of the scenario (converge included): the install's folder only.
+    shown = subprocess.run(
+        ["ansible-config", "dump", "--only-changed", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    settings = {item["name"]: item["value"] for item in json.loads(shown.stdout) if "name" in item}
+    assert settings["COLLECTIONS_PATHS"] == [str(INSTALLED)]
     listed = galaxy("collection", "list", "procurement.ops", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     found = {path: collections["procurement.ops"]["version"] for path, collections in json.loads(listed.stdout).items()}
