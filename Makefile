@@ -134,7 +134,7 @@ ee: venv docker images ## Build the execution environment procurement-ee:<versio
 	scripts/build-ee.sh
 
 .PHONY: ee-run
-ee-run: venv ## site.yml with ansible-navigator in the execution environment, against the sandbox (make ee, make sandbox first)
+ee-run: venv ## site.yml with ansible-navigator in the execution environment, against the sandbox (make ee, make dist and make sandbox first)
 	scripts/ee-run.sh
 
 .PHONY: artifacts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -151,7 +152,13 @@ def test_stub_status_answers_on_loopback_only(host):
 
 def test_access_log_keeps_method_and_path_in_fields_6_and_7(host):
     curl(host, HTTPS + "/api/log-probe")
-    fields = host.check_output("grep log-probe /var/log/nginx/access.log | tail -1 | awk '{print $6 $7}'")
+    # Nginx writes the line in its log phase, after the response has gone: curl may be done first.
+    deadline = time.monotonic() + 10
+    while True:
+        fields = host.check_output("grep log-probe /var/log/nginx/access.log | tail -1 | awk '{print $6 $7}'")
+        if fields or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert fields == '"GET/api/log-probe'
 
 
