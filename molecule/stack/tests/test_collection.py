@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT
+from release import current as released_version  # scripts/release.py (conftest.py puts scripts/ on the path)
 
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 INSTALLED = EPHEMERAL / "collections"
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.skipif(
 def galaxy(*args: str) -> subprocess.CompletedProcess:
     """ansible-galaxy with the scenario's configuration (its collection path is the install's folder)."""
     return subprocess.run(["ansible-galaxy", *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-def released_version() -> str:
-    galaxy_yml = (PROJECT / "ansible_collections/procurement/ops/galaxy.yml").read_text()
-    return re.search(r"(?m)^version: *(\S+)$", galaxy_yml)[1]
 
 
 def test_the_only_procurement_ops_on_the_path_is_the_one_installed_from_the_tarball():
