@@ -7,7 +7,6 @@
 # answer, scripts/get_pip_offline.py stands in for that script (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$(pwd)"
 pip_version="$(python - <<'PY'
 import re
 from pathlib import Path
